@@ -1,0 +1,93 @@
+/* accept.c - accept and accept4: the peer's file name gives its address. */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "swrap.h"
+
+/* The emulated address of the client behind a Unix peer address. */
+static void peer_address(const struct swrap_config *cfg, int family, const struct sockaddr_un *un,
+			 socklen_t unlen, union swrap_sockaddr *out)
+{
+	char type;
+	unsigned iface, port;
+	size_t path_len = unlen > offsetof(struct sockaddr_un, sun_path)
+				  ? unlen - offsetof(struct sockaddr_un, sun_path)
+				  : 0;
+	char path[SWRAP_SUN_PATH_SIZE + 1];
+	memcpy(path, un->sun_path, path_len);
+	path[path_len] = '\0';
+	if (path_len == 0 || path[0] == '\0' || swrap_name_parse(path, &type, &iface, &port) != 0) {
+		/* Not one of ours (an unwrapped program connected to the file). */
+		memset(out, 0, sizeof(*out));
+		out->sa.sa_family = (sa_family_t)family;
+		return;
+	}
+	if (family == AF_INET6 && swrap_type_family(type) == AF_INET)
+		swrap_addr_make_mapped(cfg->ipv4_net, iface, port, out);
+	else
+		swrap_addr_make(cfg->ipv4_net, family, iface, port, out);
+}
+
+static int wrap_accepted(const struct swrap_config *cfg, struct swrap_sock *listener, int nfd,
+			 const struct sockaddr_un *un, socklen_t unlen)
+{
+	struct swrap_sock *c = swrap_sock_new(cfg->max_sockets);
+	if (c == NULL)
+		return -1;
+	c->family = listener->family;
+	c->type = listener->type;
+	c->protocol = listener->protocol;
+	c->iface = listener->iface;
+	swrap_addr_make(cfg->ipv4_net, c->family, c->iface, swrap_addr_port(&listener->local),
+			&c->local);
+	peer_address(cfg, c->family, un, unlen, &c->peer);
+	atomic_store(&c->flags, SWRAP_SOCK_BOUND | SWRAP_SOCK_CONNECTED);
+	if (swrap_table_install(nfd, c) != 0) {
+		swrap_sock_discard(c);
+		return -1;
+	}
+	return 0;
+}
+
+static int accept_common(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+			 bool four)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	const struct swrap_config *cfg = swrap_config_for_wrapped();
+	if (cfg == NULL)
+		return -1;
+	struct sockaddr_un un;
+	socklen_t unlen = sizeof(un);
+	memset(&un, 0, sizeof(un));
+	int nfd = four ? SWRAP_LIBC(accept4)(fd, (struct sockaddr *)&un, &unlen, flags)
+		       : SWRAP_LIBC(accept)(fd, (struct sockaddr *)&un, &unlen);
+	if (nfd < 0)
+		return -1;
+	if (wrap_accepted(cfg, s, nfd, &un, unlen) != 0) {
+		int err = errno;
+		SWRAP_LIBC(close)(nfd);
+		errno = err;
+		return -1;
+	}
+	struct swrap_sock *c = swrap_table_get(nfd);
+	swrap_addr_copy_out(&c->peer, swrap_addr_len(c->family), addr, addrlen);
+	swrap_log(SWRAP_LOG_DEBUG, "fd %d accepted fd %d from %s", fd, nfd,
+		  unlen > sizeof(sa_family_t) ? un.sun_path : "(unnamed)");
+	return nfd;
+}
+
+SWRAP_EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen)
+{
+	if (swrap_table_get(fd) == NULL)
+		return SWRAP_LIBC(accept)(fd, addr, addrlen);
+	return accept_common(fd, SWRAP_SA(addr), addrlen, 0, false);
+}
+
+SWRAP_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen, int flags)
+{
+	if (swrap_table_get(fd) == NULL)
+		return SWRAP_LIBC(accept4)(fd, addr, addrlen, flags);
+	return accept_common(fd, SWRAP_SA(addr), addrlen, flags, true);
+}

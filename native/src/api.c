@@ -1,0 +1,36 @@
+/* api.c - the public helper API and process-wide setup (fork handlers). */
+#include <pthread.h>
+
+#include "socket_wrapper.h"
+#include "swrap.h"
+
+SWRAP_EXPORT bool socket_wrapper_enabled(void)
+{
+	const struct swrap_config *cfg = swrap_config_current();
+	return cfg->enabled && cfg->error == 0;
+}
+
+SWRAP_EXPORT void socket_wrapper_indicate_no_inet_fd(int fd)
+{
+	swrap_table_drop(fd);
+}
+
+/* A fork while another thread holds a lock would leave the child's copy
+ * locked forever: take them all around fork, config before table (the order
+ * every other path uses). */
+static void atfork_prepare(void)
+{
+	swrap_config_atfork_prepare();
+	swrap_table_lock();
+}
+
+static void atfork_release(void)
+{
+	swrap_table_unlock();
+	swrap_config_atfork_release();
+}
+
+__attribute__((constructor)) static void swrap_init(void)
+{
+	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}

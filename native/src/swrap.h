@@ -1,0 +1,207 @@
+/*
+ * swrap.h - internal interfaces shared by the files of libsocket_wrapper.
+ * Every symbol here is hidden; only the interposed libc functions and the
+ * helper API carry SWRAP_EXPORT.
+ */
+#ifndef SWRAP_H
+#define SWRAP_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "swrap_abi.h"
+
+#define SWRAP_EXPORT __attribute__((visibility("default")))
+
+/* glibc declares the sockaddr arguments of bind, connect, accept... as
+ * transparent unions under _GNU_SOURCE; our definitions must match, and
+ * SWRAP_SA gives the plain pointer. */
+#if defined(__USE_GNU) && !defined(__cplusplus)
+#define SWRAP_SA(arg) ((arg).__sockaddr__)
+#else
+#define SWRAP_SA(arg) (arg)
+#endif
+#define SWRAP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- libc.c: the real functions, found with dlsym(RTLD_NEXT) on first use. */
+void *swrap_libc_lookup(_Atomic(void *) *slot, const char *name);
+
+/* SWRAP_LIBC(name) is the next definition of `name` after ours (libc's), typed
+ * like our own.  One relaxed load per call once resolved. */
+#define SWRAP_LIBC(name)                                                       \
+	(__extension__({                                                       \
+		static _Atomic(void *) swrap_slot_;                            \
+		void *swrap_fn_ = atomic_load_explicit(&swrap_slot_,           \
+						       memory_order_relaxed);  \
+		if (SWRAP_UNLIKELY(swrap_fn_ == NULL))                         \
+			swrap_fn_ = swrap_libc_lookup(&swrap_slot_, #name);    \
+		(__typeof__(&name))swrap_fn_;                                  \
+	}))
+
+/* ---- config.c: SOCKET_WRAPPER_* parsed into immutable snapshots. */
+struct swrap_config {
+	const char *key;        /* the raw SOCKET_WRAPPER_* entries it was made from */
+	bool enabled;           /* SOCKET_WRAPPER_DIR is set */
+	int error;              /* 0, or the errno inet calls fail with */
+	char dir[SWRAP_SUN_PATH_SIZE];
+	uint32_t ipv4_net;      /* SWRAP_NET_LOOPBACK or SWRAP_NET_TEN */
+	unsigned default_iface;
+	unsigned mtu;
+	unsigned max_sockets;
+	int debuglevel;
+};
+
+/* Current configuration, re-read if the environment changed since last call.
+ * Control path only (it scans environ). */
+const struct swrap_config *swrap_config_current(void);
+/* The snapshot from the last swrap_config_current(), without looking again. */
+const struct swrap_config *swrap_config_last(void);
+/* Snapshot usable for a new inet socket: NULL with errno set when the wrapper
+ * is asked for but misconfigured; *inert = true when SOCKET_WRAPPER_DIR is unset. */
+const struct swrap_config *swrap_config_for_socket(bool *inert);
+void swrap_config_atfork_prepare(void);
+void swrap_config_atfork_release(void);
+
+/* ---- log.c */
+enum { SWRAP_LOG_ERROR = 0, SWRAP_LOG_WARN = 1, SWRAP_LOG_DEBUG = 2, SWRAP_LOG_TRACE = 3 };
+void swrap_log_at(int level, const char *func, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define swrap_log(level, ...) swrap_log_at((level), __func__, __VA_ARGS__)
+/* One unconditional line on stderr ("socket_wrapper[pid]: ..."). */
+void swrap_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- addr.c: emulated addresses and socket file names, pure functions. */
+union swrap_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+enum swrap_addr_kind {
+	SWRAP_ADDR_IFACE,     /* an emulated interface address */
+	SWRAP_ADDR_ANY,       /* 0.0.0.0 or :: */
+	SWRAP_ADDR_BROADCAST, /* 255.255.255.255 or the network's broadcast */
+	SWRAP_ADDR_FOREIGN,   /* anything else: not on the emulated network */
+};
+
+/* Classify an address of `family` (AF_INET or AF_INET6); sets *iface for
+ * SWRAP_ADDR_IFACE.  *mapped4 is set for ::ffff:a.b.c.d on AF_INET6. */
+enum swrap_addr_kind swrap_addr_classify(uint32_t ipv4_net, const union swrap_sockaddr *a,
+					 unsigned *iface, bool *mapped4);
+/* The emulated address of iface:port in `family`. */
+void swrap_addr_make(uint32_t ipv4_net, int family, unsigned iface, unsigned port,
+		     union swrap_sockaddr *out);
+/* ::ffff:a.b.c.d for IPv4 iface:port, as an IPv6 socket sees IPv4 peers. */
+void swrap_addr_make_mapped(uint32_t ipv4_net, unsigned iface, unsigned port,
+			    union swrap_sockaddr *out);
+socklen_t swrap_addr_len(int family);
+unsigned swrap_addr_port(const union swrap_sockaddr *a);
+void swrap_addr_set_port(union swrap_sockaddr *a, unsigned port);
+/* File type letter for an emulated family and socket type (T, U, X, Y). */
+char swrap_type_char(int family, int socktype);
+/* Family of a type letter, or 0 when it is none of T U X Y. */
+int swrap_type_family(char type);
+/* "%c%02X%04X"; out holds SWRAP_NAME_LEN + 1 bytes. */
+void swrap_name_format(char *out, char type, unsigned iface, unsigned port);
+/* Parse a socket file name (or a path ending in one); 0 on success, -1 otherwise. */
+int swrap_name_parse(const char *path, char *type, unsigned *iface, unsigned *port);
+/* dir + "/" + name into out (sizeof sun_path); -1 with ENAMETOOLONG if it does not fit. */
+int swrap_path_format(char *out, const char *dir, char type, unsigned iface, unsigned port);
+/* Copy an address to a caller's (addr, addrlen) pair the way the kernel does:
+ * truncate to *addrlen, then report the full length. */
+void swrap_addr_copy_out(const union swrap_sockaddr *a, socklen_t len, struct sockaddr *addr,
+			 socklen_t *addrlen);
+
+/* ---- table.c: fd -> emulated socket. */
+enum {
+	SWRAP_SOCK_BOUND = 1u << 0,       /* has a local port and file */
+	SWRAP_SOCK_LISTENING = 1u << 1,
+	SWRAP_SOCK_CONNECTED = 1u << 2,
+	SWRAP_SOCK_OWNS_FILE = 1u << 3,   /* unlink the file when the last fd closes */
+	SWRAP_SOCK_WILDCARD = 1u << 4,    /* bound to 0.0.0.0 / :: */
+};
+
+#define SWRAP_SOCKOPT_SLOTS 10
+
+struct swrap_sockopt {
+	int16_t level;  /* 0 = free slot */
+	int16_t name;
+	int32_t value;
+};
+
+struct swrap_sock {
+	atomic_int refs;         /* fds of this process that name this socket */
+	int family;              /* the emulated family: AF_INET or AF_INET6 */
+	int type;                /* SOCK_STREAM or SOCK_DGRAM */
+	int protocol;            /* IPPROTO_TCP or IPPROTO_UDP */
+	atomic_uint flags;
+	int pending_error;       /* SO_ERROR of a non-blocking connect, until read */
+	pid_t owner_pid;         /* the process that bound the file: only it unlinks */
+	unsigned iface;          /* interface of the file (the default one for wildcards) */
+	union swrap_sockaddr local;
+	union swrap_sockaddr peer;
+	struct swrap_sockopt opts[SWRAP_SOCKOPT_SLOTS];
+	char path[SWRAP_SUN_PATH_SIZE]; /* the bound file, when SWRAP_SOCK_OWNS_FILE */
+	struct swrap_sock *next_free;
+};
+
+#define SWRAP_FD_CHUNK_BITS 10
+#define SWRAP_FD_CHUNK (1 << SWRAP_FD_CHUNK_BITS)
+#define SWRAP_FD_LIMIT (1 << 24)
+
+/* The lock-free index: chunks of SWRAP_FD_CHUNK entries, allocated on first
+ * use.  Readers never lock; writers hold swrap_table_lock. */
+extern _Atomic(struct swrap_sock *) *_Atomic swrap_fd_chunks[SWRAP_FD_LIMIT >> SWRAP_FD_CHUNK_BITS];
+
+/* The socket behind fd, or NULL: one bounds check and two loads. */
+static inline struct swrap_sock *swrap_table_get(int fd)
+{
+	if ((unsigned)fd >= SWRAP_FD_LIMIT)
+		return NULL;
+	_Atomic(struct swrap_sock *) *chunk = atomic_load_explicit(
+		&swrap_fd_chunks[(unsigned)fd >> SWRAP_FD_CHUNK_BITS], memory_order_acquire);
+	if (chunk == NULL)
+		return NULL;
+	return atomic_load_explicit(&chunk[(unsigned)fd & (SWRAP_FD_CHUNK - 1)],
+				    memory_order_acquire);
+}
+
+void swrap_table_lock(void);
+void swrap_table_unlock(void);
+/* A new socket with refs = 0; NULL with ENFILE beyond max_sockets, ENOMEM. */
+struct swrap_sock *swrap_sock_new(unsigned max_sockets);
+/* Give a never-installed socket back. */
+void swrap_sock_discard(struct swrap_sock *s);
+/* Make fd name s (refs + 1), dropping whatever stale socket fd named before. */
+int swrap_table_install(int fd, struct swrap_sock *s);
+/* Forget fd; when it was the last fd of its socket, release the socket
+ * (and unlink its file if this process bound it). */
+void swrap_table_drop(int fd);
+/* Number of live sockets (for SOCKET_WRAPPER_MAX_SOCKETS). */
+unsigned swrap_sock_count(void);
+
+/* ---- names.c: binding Unix sockets to names in the directory. */
+/* Bind fd to iface:port (port 0: an ephemeral one) for socket s; fills
+ * s->path, s->iface, s->local's port.  -1 with errno on failure. */
+int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+		    unsigned iface, unsigned port);
+/* True when some live socket is bound to path (per /proc/net/unix). */
+bool swrap_path_is_live(const char *path);
+
+/* ---- socket.c */
+/* Configuration for a call on an existing emulated socket: NULL with errno
+ * set (the configuration's error, or ENETDOWN once SOCKET_WRAPPER_DIR is unset). */
+const struct swrap_config *swrap_config_for_wrapped(void);
+/* Check an address passed to bind/connect against the socket's family the way
+ * the kernel does (EINVAL for a short length, EAFNOSUPPORT for a wrong family). */
+int swrap_addr_in(const struct swrap_sock *s, const struct sockaddr *sa, socklen_t len,
+		  union swrap_sockaddr *out);
+
+/* ---- sockopt.c */
+int swrap_sockopt_get(struct swrap_sock *s, int level, int name, int *value);
+#endif

@@ -1,0 +1,166 @@
+/*
+ * table.c - fd -> emulated socket, and the sockets' lifetime.
+ *
+ * Lookups are lock-free (see swrap_table_get in swrap.h).  Changes take
+ * table_mutex, which is held only for memory operations, never across a
+ * system call, so control calls of different threads do not wait on I/O.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "swrap.h"
+
+/* The fd index.  128 KiB of zero pages until used: a process that wraps no
+ * socket touches none of it. */
+_Atomic(struct swrap_sock *) *_Atomic swrap_fd_chunks[SWRAP_FD_LIMIT >> SWRAP_FD_CHUNK_BITS];
+
+/* Guards changes to the index, the free list and the live count; global
+ * because an fd number and a socket object may move between threads. */
+static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* Released socket objects for reuse.  Objects are never returned to malloc,
+ * so a racing lock-free reader that still holds a pointer reads a valid
+ * (perhaps recycled) object, never freed memory. */
+static struct swrap_sock *free_list;
+static unsigned live_sockets;
+
+#define SLAB 64
+
+void swrap_table_lock(void)
+{
+	pthread_mutex_lock(&table_mutex);
+}
+
+void swrap_table_unlock(void)
+{
+	pthread_mutex_unlock(&table_mutex);
+}
+
+struct swrap_sock *swrap_sock_new(unsigned max_sockets)
+{
+	swrap_table_lock();
+	if (live_sockets >= max_sockets) {
+		swrap_table_unlock();
+		errno = ENFILE;
+		return NULL;
+	}
+	if (free_list == NULL) {
+		struct swrap_sock *slab = calloc(SLAB, sizeof(*slab));
+		if (slab == NULL) {
+			swrap_table_unlock();
+			errno = ENOMEM;
+			return NULL;
+		}
+		for (int i = 0; i < SLAB; i++) {
+			slab[i].next_free = free_list;
+			free_list = &slab[i];
+		}
+	}
+	struct swrap_sock *s = free_list;
+	free_list = s->next_free;
+	live_sockets++;
+	swrap_table_unlock();
+
+	memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static void release_locked(struct swrap_sock *s)
+{
+	s->next_free = free_list;
+	free_list = s;
+	live_sockets--;
+}
+
+void swrap_sock_discard(struct swrap_sock *s)
+{
+	swrap_table_lock();
+	release_locked(s);
+	swrap_table_unlock();
+}
+
+static _Atomic(struct swrap_sock *) *chunk_for_locked(int fd)
+{
+	_Atomic(struct swrap_sock *) *_Atomic *slot =
+		&swrap_fd_chunks[(unsigned)fd >> SWRAP_FD_CHUNK_BITS];
+	_Atomic(struct swrap_sock *) *chunk = atomic_load_explicit(slot, memory_order_relaxed);
+	if (chunk == NULL) {
+		chunk = calloc(SWRAP_FD_CHUNK, sizeof(*chunk));
+		if (chunk != NULL)
+			atomic_store_explicit(slot, chunk, memory_order_release);
+	}
+	return chunk;
+}
+
+/* Detach fd from its socket; returns the socket if fd was its last name and
+ * the caller must now finish it (outside the lock). */
+static struct swrap_sock *detach_locked(_Atomic(struct swrap_sock *) *entry)
+{
+	struct swrap_sock *old = atomic_exchange_explicit(entry, NULL, memory_order_acq_rel);
+	if (old == NULL)
+		return NULL;
+	if (atomic_fetch_sub(&old->refs, 1) != 1)
+		return NULL;
+	return old;
+}
+
+/* The last fd of s is gone: remove the file if this process bound it. */
+static void finish(struct swrap_sock *s)
+{
+	char path[SWRAP_SUN_PATH_SIZE];
+	bool unlink_it = (atomic_load(&s->flags) & SWRAP_SOCK_OWNS_FILE) &&
+			 s->owner_pid == getpid();
+	if (unlink_it)
+		memcpy(path, s->path, sizeof(path));
+	swrap_table_lock();
+	release_locked(s);
+	swrap_table_unlock();
+	if (unlink_it)
+		unlink(path);
+}
+
+int swrap_table_install(int fd, struct swrap_sock *s)
+{
+	if ((unsigned)fd >= SWRAP_FD_LIMIT) {
+		errno = EMFILE;
+		return -1;
+	}
+	swrap_table_lock();
+	_Atomic(struct swrap_sock *) *chunk = chunk_for_locked(fd);
+	if (chunk == NULL) {
+		swrap_table_unlock();
+		errno = ENOMEM;
+		return -1;
+	}
+	_Atomic(struct swrap_sock *) *entry = &chunk[fd & (SWRAP_FD_CHUNK - 1)];
+	struct swrap_sock *stale = detach_locked(entry);
+	atomic_fetch_add(&s->refs, 1);
+	atomic_store_explicit(entry, s, memory_order_release);
+	swrap_table_unlock();
+	if (stale != NULL)
+		finish(stale);
+	return 0;
+}
+
+void swrap_table_drop(int fd)
+{
+	if (swrap_table_get(fd) == NULL)
+		return;
+	swrap_table_lock();
+	_Atomic(struct swrap_sock *) *chunk = atomic_load_explicit(
+		&swrap_fd_chunks[(unsigned)fd >> SWRAP_FD_CHUNK_BITS], memory_order_relaxed);
+	struct swrap_sock *last = detach_locked(&chunk[fd & (SWRAP_FD_CHUNK - 1)]);
+	swrap_table_unlock();
+	if (last != NULL)
+		finish(last);
+}
+
+unsigned swrap_sock_count(void)
+{
+	swrap_table_lock();
+	unsigned n = live_sockets;
+	swrap_table_unlock();
+	return n;
+}
