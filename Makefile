@@ -68,3 +68,6 @@ demo: all venv
 
 clean:
 	rm -rf $(BUILD) $(VENV) *.egg-info
+
+# Further targets (sanitizers, benchmarks) live in mk/.
+-include $(wildcard mk/*.mk)

@@ -6,9 +6,8 @@
 
 #include "swrap.h"
 
-/* The emulated address of the client behind a Unix peer address. */
-static void peer_address(const struct swrap_config *cfg, int family, const struct sockaddr_un *un,
-			 socklen_t unlen, union swrap_sockaddr *out)
+void swrap_peer_from_unix(const struct swrap_config *cfg, int family, const struct sockaddr_un *un,
+			  socklen_t unlen, union swrap_sockaddr *out)
 {
 	char type;
 	unsigned iface, port;
@@ -16,17 +15,19 @@ static void peer_address(const struct swrap_config *cfg, int family, const struc
 				  ? unlen - offsetof(struct sockaddr_un, sun_path)
 				  : 0;
 	char path[SWRAP_SUN_PATH_SIZE + 1];
+	if (path_len > SWRAP_SUN_PATH_SIZE)
+		path_len = SWRAP_SUN_PATH_SIZE;
 	memcpy(path, un->sun_path, path_len);
 	path[path_len] = '\0';
 	if (path_len == 0 || path[0] == '\0' || swrap_name_parse(path, &type, &iface, &port) != 0) {
-		/* Not one of ours (an unwrapped program connected to the file). */
+		/* Not one of ours (an unwrapped program using the file directly). */
 		memset(out, 0, sizeof(*out));
 		out->sa.sa_family = (sa_family_t)family;
 		return;
 	}
 	if (family == AF_INET6 && swrap_type_family(type) == AF_INET)
 		swrap_addr_make_mapped(cfg->ipv4_net, iface, port, out);
-	else
+	else /* same family; or a dual-stack IPv6 peer, reachable by its IPv4 name */
 		swrap_addr_make(cfg->ipv4_net, family, iface, port, out);
 }
 
@@ -37,13 +38,22 @@ static int wrap_accepted(const struct swrap_config *cfg, struct swrap_sock *list
 	if (c == NULL)
 		return -1;
 	c->family = listener->family;
+	c->name_family = listener->name_family;
 	c->type = listener->type;
 	c->protocol = listener->protocol;
 	c->iface = listener->iface;
-	swrap_addr_make(cfg->ipv4_net, c->family, c->iface, swrap_addr_port(&listener->local),
-			&c->local);
-	peer_address(cfg, c->family, un, unlen, &c->peer);
+	c->port = listener->port;
+	c->cfg = cfg;
+	c->trace = swrap_pcap_for(cfg);
+	memcpy(c->opts, listener->opts, sizeof(c->opts)); /* inherited, as in TCP */
+	swrap_peer_from_unix(cfg, c->family, un, unlen, &c->peer);
+	bool mapped = c->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&c->peer.in6.sin6_addr);
+	if (mapped)
+		swrap_addr_make_mapped(cfg->ipv4_net, c->iface, c->port, &c->local);
+	else
+		swrap_addr_make(cfg->ipv4_net, c->family, c->iface, c->port, &c->local);
 	atomic_store(&c->flags, SWRAP_SOCK_BOUND | SWRAP_SOCK_CONNECTED);
+	swrap_trace_tcp_established(c, false);
 	if (swrap_table_install(nfd, c) != 0) {
 		swrap_sock_discard(c);
 		return -1;
@@ -51,10 +61,9 @@ static int wrap_accepted(const struct swrap_config *cfg, struct swrap_sock *list
 	return 0;
 }
 
-static int accept_common(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
-			 bool four)
+static int accept_common(int fd, struct swrap_sock *s, struct sockaddr *addr,
+			 socklen_t *addrlen, int flags, bool four)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
 	const struct swrap_config *cfg = swrap_config_for_wrapped();
 	if (cfg == NULL)
 		return -1;
@@ -80,14 +89,16 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *addrlen, int 
 
 SWRAP_EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen)
 {
-	if (swrap_table_get(fd) == NULL)
-		return SWRAP_LIBC(accept)(fd, addr, addrlen);
-	return accept_common(fd, SWRAP_SA(addr), addrlen, 0, false);
+	struct swrap_sock *s = swrap_table_get_or_adopt(fd);
+	if (s == NULL)
+		return swrap_fresh_fd(SWRAP_LIBC(accept)(fd, addr, addrlen));
+	return accept_common(fd, s, SWRAP_SA(addr), addrlen, 0, false);
 }
 
 SWRAP_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *addrlen, int flags)
 {
-	if (swrap_table_get(fd) == NULL)
-		return SWRAP_LIBC(accept4)(fd, addr, addrlen, flags);
-	return accept_common(fd, SWRAP_SA(addr), addrlen, flags, true);
+	struct swrap_sock *s = swrap_table_get_or_adopt(fd);
+	if (s == NULL)
+		return swrap_fresh_fd(SWRAP_LIBC(accept4)(fd, addr, addrlen, flags));
+	return accept_common(fd, s, SWRAP_SA(addr), addrlen, flags, true);
 }

@@ -24,13 +24,20 @@ static void atfork_prepare(void)
 	swrap_table_lock();
 }
 
-static void atfork_release(void)
+static void atfork_child(void)
 {
 	swrap_table_unlock();
 	swrap_config_atfork_release();
 }
 
+static void atfork_parent(void)
+{
+	/* The sockets that exist now are shared with the child. */
+	atomic_fetch_add(&swrap_fork_gen, 1);
+	atfork_child();
+}
+
 __attribute__((constructor)) static void swrap_init(void)
 {
-	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

@@ -7,6 +7,7 @@
  * while the key is unchanged the parsed snapshot is reused, and each distinct
  * key is parsed (and reported, if bad) only once.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -142,8 +143,8 @@ static void parse_dir(struct swrap_config *cfg, const char *value, bool allow_or
 		if (err == ENOENT)
 			snprintf(what, sizeof(what), "no such directory; %s", expect_dir);
 		else
-			snprintf(what, sizeof(what), "cannot be used (%s); %s", strerror(err),
-				 expect_dir);
+			snprintf(what, sizeof(what), "%c%s; %s", tolower(strerror(err)[0]),
+				 strerror(err) + 1, expect_dir);
 		report(cfg, VAR_DIR, value, err, what);
 		return;
 	}
@@ -177,6 +178,12 @@ static void parse(struct swrap_config *cfg, const char *values[VAR_COUNT])
 	cfg->enabled = values[VAR_DIR] != NULL;
 	if (!cfg->enabled)
 		return; /* inert: nothing else matters */
+	const char *pcap = values[VAR_PCAP_FILE];
+	if (pcap != NULL && strlen(pcap) < sizeof(cfg->pcap_file))
+		strcpy(cfg->pcap_file, pcap);
+	else if (pcap != NULL) /* the traffic goes on without a trace */
+		swrap_say("%sPCAP_FILE=\"%.64s...\": path too long; not tracing", PREFIX,
+			  pcap);
 
 	unsigned level = 0;
 	parse_uint_var(cfg, values, VAR_DEBUGLEVEL, 0, SWRAP_DEBUGLEVEL_MAX, &level);

@@ -1,5 +1,5 @@
 /* connect.c - connect: emulated destination -> socket file, implicit bind,
- * and the non-blocking EINPROGRESS / SO_ERROR protocol. */
+ * the non-blocking EINPROGRESS / SO_ERROR protocol, and connected UDP. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -12,7 +12,10 @@ static bool is_nonblocking(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* Unconnected datagram sockets: connect(AF_UNSPEC) dissolves the association. */
+static const unsigned udp_peer_flags =
+	SWRAP_SOCK_CONNECTED | SWRAP_SOCK_DETACHED | SWRAP_SOCK_BCAST_PEER;
+
+/* connect(AF_UNSPEC): a UDP socket forgets its peer. */
 static int disconnect(int fd, struct swrap_sock *s)
 {
 	struct sockaddr unspec = {.sa_family = AF_UNSPEC};
@@ -22,44 +25,194 @@ static int disconnect(int fd, struct swrap_sock *s)
 	}
 	if (SWRAP_LIBC(connect)(fd, &unspec, sizeof(unspec)) != 0)
 		return -1;
-	atomic_fetch_and(&s->flags, ~(unsigned)SWRAP_SOCK_CONNECTED);
+	atomic_fetch_and(&s->flags, ~udp_peer_flags);
+	memset(&s->peer, 0, sizeof(s->peer));
+	s->peer.sa.sa_family = (sa_family_t)s->family;
 	return 0;
 }
 
-/* Where a connect to `a` goes: the interface of the destination file. */
-static int destination_iface(const struct swrap_config *cfg, const union swrap_sockaddr *a,
-			     unsigned *iface)
+struct destination {
+	unsigned iface;
+	int name_family; /* AF_INET for IPv4 (also IPv4-mapped) destinations */
+	bool broadcast;
+};
+
+/* Where a connect to `a` goes, or -1 with errno as Linux reports it. */
+static int destination(const struct swrap_config *cfg, struct swrap_sock *s,
+		       const union swrap_sockaddr *a, struct destination *d)
 {
 	bool mapped4;
-	switch (swrap_addr_classify(cfg->ipv4_net, a, iface, &mapped4)) {
+	d->broadcast = false;
+	d->name_family = s->family;
+	switch (swrap_addr_classify(cfg->ipv4_net, a, &d->iface, &mapped4)) {
 	case SWRAP_ADDR_IFACE:
-		if (!mapped4)
-			return 0;
-		break; /* IPv4-mapped destinations come with dual stack */
-	case SWRAP_ADDR_ANY:
-		/* Like the kernel, which takes 0.0.0.0 as this host. */
-		*iface = cfg->default_iface;
-		return 0;
-	case SWRAP_ADDR_BROADCAST:
-	case SWRAP_ADDR_FOREIGN:
 		break;
+	case SWRAP_ADDR_ANY:
+		d->iface = cfg->default_iface; /* the kernel takes 0.0.0.0 as this host */
+		break;
+	case SWRAP_ADDR_BROADCAST:
+		if (s->type != SOCK_DGRAM)
+			goto unreachable;
+		d->broadcast = true;
+		break;
+	case SWRAP_ADDR_FOREIGN:
+		goto unreachable;
 	}
+	if (mapped4) {
+		if (swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_V6ONLY))
+			goto unreachable;
+		d->name_family = AF_INET;
+	}
+	return 0;
+unreachable:
+	swrap_log(SWRAP_LOG_DEBUG, "destination is not on the emulated network");
 	errno = ENETUNREACH;
 	return -1;
 }
 
-/* Bind an unbound client to an ephemeral port on the default interface, so
- * that its peer sees a real emulated address. */
-static int implicit_bind(int fd, struct swrap_sock *s, const struct swrap_config *cfg)
+int swrap_implicit_bind(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+			bool wildcard)
 {
-	swrap_addr_make(cfg->ipv4_net, s->family, cfg->default_iface, 0, &s->local);
+	if (wildcard) {
+		/* Like a UDP send from an unbound socket: 0.0.0.0:port. */
+		memset(&s->local, 0, sizeof(s->local));
+		s->local.sa.sa_family = (sa_family_t)s->family;
+		atomic_fetch_or(&s->flags, SWRAP_SOCK_WILDCARD);
+	} else if (s->name_family == AF_INET && s->family == AF_INET6)
+		swrap_addr_make_mapped(cfg->ipv4_net, cfg->default_iface, 0, &s->local);
+	else
+		swrap_addr_make(cfg->ipv4_net, s->family, cfg->default_iface, 0, &s->local);
 	if (swrap_bind_file(fd, s, cfg, cfg->default_iface, 0) == 0)
 		return 0;
 	int err = errno;
+	atomic_fetch_and(&s->flags, ~(unsigned)SWRAP_SOCK_WILDCARD);
 	memset(&s->local, 0, sizeof(s->local));
 	s->local.sa.sa_family = (sa_family_t)s->family;
 	errno = err == EADDRINUSE ? EADDRNOTAVAIL : err;
 	return -1;
+}
+
+/* The local address after a connect is a concrete one, as with the kernel. */
+static void concrete_local(const struct swrap_config *cfg, struct swrap_sock *s)
+{
+	unsigned port = s->port;
+	if (s->family == AF_INET6 && s->name_family == AF_INET)
+		swrap_addr_make_mapped(cfg->ipv4_net, s->iface, port, &s->local);
+	else
+		swrap_addr_make(cfg->ipv4_net, s->family, s->iface, port, &s->local);
+}
+
+static void set_peer(const struct swrap_config *cfg, struct swrap_sock *s,
+		     const struct destination *d, const union swrap_sockaddr *a)
+{
+	unsigned port = swrap_addr_port(a);
+	if (d->broadcast)
+		s->peer = *a;
+	else if (s->family == AF_INET6 && d->name_family == AF_INET)
+		swrap_addr_make_mapped(cfg->ipv4_net, d->iface, port, &s->peer);
+	else
+		swrap_addr_make(cfg->ipv4_net, s->family, d->iface, port, &s->peer);
+	s->peer_iface = (uint8_t)d->iface;
+}
+
+/* UDP: a connect never fails for want of a receiver.  With one, the Unix
+ * socket is connected too (fast sends); without, sends go by name. */
+static int connect_dgram(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+			 const struct destination *d, const union swrap_sockaddr *a)
+{
+	unsigned set = SWRAP_SOCK_CONNECTED;
+	if (d->broadcast) {
+		int on = 0;
+		socklen_t len = sizeof(on);
+		SWRAP_LIBC(getsockopt)(fd, SOL_SOCKET, SO_BROADCAST, &on, &len);
+		if (!on) {
+			errno = EACCES;
+			return -1;
+		}
+		set |= SWRAP_SOCK_DETACHED | SWRAP_SOCK_BCAST_PEER;
+	} else {
+		struct sockaddr_un un = {.sun_family = AF_UNIX};
+		if (swrap_sock_path(un.sun_path, s, cfg, d->name_family, d->iface,
+				    swrap_addr_port(a)) != 0)
+			return -1;
+		if (SWRAP_LIBC(connect)(fd, (const struct sockaddr *)&un, sizeof(un)) != 0) {
+			if (errno != ENOENT && errno != ECONNREFUSED)
+				return -1;
+			set |= SWRAP_SOCK_DETACHED;
+		}
+	}
+	if (set & SWRAP_SOCK_DETACHED) {
+		/* Drop an association a previous connect made. */
+		struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+		SWRAP_LIBC(connect)(fd, &unspec, sizeof(unspec));
+	}
+	set_peer(cfg, s, d, a);
+	concrete_local(cfg, s);
+	atomic_fetch_and(&s->flags, ~udp_peer_flags);
+	atomic_fetch_or(&s->flags, set);
+	return 0;
+}
+
+static int connect_stream(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+			  const struct destination *d, const union swrap_sockaddr *a)
+{
+	/* Repeated connects after a non-blocking one answer as Linux does:
+	 * 0 once when it completed, then EISCONN; the refusal if SO_ERROR has
+	 * not taken it yet, then ECONNABORTED. */
+	unsigned flags = atomic_fetch_and(&s->flags, ~(unsigned)SWRAP_SOCK_IN_PROGRESS);
+	if (flags & SWRAP_SOCK_IN_PROGRESS)
+		return 0;
+	if (flags & SWRAP_SOCK_CONNECTED) {
+		errno = EISCONN;
+		return -1;
+	}
+	if (s->pending_error != 0) {
+		errno = s->pending_error;
+		s->pending_error = 0;
+		return -1;
+	}
+	if (flags & SWRAP_SOCK_REFUSED) {
+		errno = ECONNABORTED;
+		return -1;
+	}
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	if (swrap_sock_path(un.sun_path, s, cfg, d->name_family, d->iface, swrap_addr_port(a)) != 0)
+		return -1;
+	int ret = SWRAP_LIBC(connect)(fd, (const struct sockaddr *)&un, sizeof(un));
+	int err = errno;
+	if (ret != 0) {
+		if (err == ENOENT)
+			err = ECONNREFUSED; /* nobody has that address */
+		if (err == ECONNREFUSED) {
+			union swrap_sockaddr dst;
+			set_peer(cfg, s, d, a);
+			dst = s->peer;
+			memset(&s->peer, 0, sizeof(s->peer));
+			s->peer.sa.sa_family = (sa_family_t)s->family;
+			swrap_trace_tcp_refused(s, &dst);
+		}
+		if (err == ECONNREFUSED && is_nonblocking(fd)) {
+			/* Loopback TCP reports the refusal through SO_ERROR. */
+			s->pending_error = ECONNREFUSED;
+			atomic_fetch_or(&s->flags, SWRAP_SOCK_REFUSED);
+			err = EINPROGRESS;
+		}
+		swrap_log(SWRAP_LOG_DEBUG, "fd %d: connect %s: %s", fd, un.sun_path, strerror(err));
+		errno = err;
+		return -1;
+	}
+	set_peer(cfg, s, d, a);
+	concrete_local(cfg, s);
+	swrap_trace_tcp_established(s, true);
+	atomic_fetch_or(&s->flags, SWRAP_SOCK_CONNECTED);
+	swrap_log(SWRAP_LOG_DEBUG, "fd %d connected to %s", fd, un.sun_path);
+	if (is_nonblocking(fd)) {
+		/* Loopback TCP never completes a non-blocking connect at once. */
+		atomic_fetch_or(&s->flags, SWRAP_SOCK_IN_PROGRESS);
+		errno = EINPROGRESS;
+		return -1;
+	}
+	return 0;
 }
 
 SWRAP_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
@@ -74,58 +227,21 @@ SWRAP_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	if (sa != NULL && len >= sizeof(sa_family_t) && sa->sa_family == AF_UNSPEC)
 		return disconnect(fd, s);
 	union swrap_sockaddr a;
-	if (swrap_addr_in(s, sa, len, &a) != 0)
+	struct destination d;
+	if (swrap_addr_in(s, sa, len, &a) != 0 || destination(cfg, s, &a, &d) != 0)
 		return -1;
-	unsigned flags = atomic_load(&s->flags);
-	if (s->type == SOCK_STREAM && (flags & SWRAP_SOCK_CONNECTED)) {
-		errno = EISCONN;
-		return -1;
-	}
-	if (s->type == SOCK_STREAM && s->pending_error != 0) {
-		/* A refused non-blocking connect that nobody asked about yet. */
-		errno = s->pending_error;
-		s->pending_error = 0;
-		return -1;
-	}
-	unsigned iface;
-	if (destination_iface(cfg, &a, &iface) != 0) {
-		swrap_log(SWRAP_LOG_DEBUG, "fd %d: destination is not on the emulated network", fd);
+	if (!(atomic_load(&s->flags) & SWRAP_SOCK_BOUND)) {
+		s->name_family = (int16_t)d.name_family;
+		if (swrap_implicit_bind(fd, s, cfg, false) != 0) {
+			s->name_family = s->family;
+			return -1;
+		}
+	} else if (d.name_family != s->name_family &&
+		   !(atomic_load(&s->flags) & SWRAP_SOCK_DUAL)) {
+		errno = ENETUNREACH; /* bound to an IPv6 name, asked for IPv4 */
 		return -1;
 	}
-	unsigned port = swrap_addr_port(&a);
-	if (!(flags & SWRAP_SOCK_BOUND) && implicit_bind(fd, s, cfg) != 0)
-		return -1;
-
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	if (swrap_path_format(un.sun_path, cfg->dir, swrap_type_char(s->family, s->type), iface,
-			      port) != 0)
-		return -1;
-	int ret = SWRAP_LIBC(connect)(fd, (const struct sockaddr *)&un, sizeof(un));
-	int err = errno;
-	if (ret != 0 && err == ENOENT)
-		err = ECONNREFUSED; /* nobody has that address */
-	if (ret != 0 && s->type == SOCK_STREAM && err == ECONNREFUSED && is_nonblocking(fd)) {
-		/* Loopback TCP reports the refusal through SO_ERROR. */
-		s->pending_error = ECONNREFUSED;
-		err = EINPROGRESS;
-	}
-	if (ret != 0) {
-		swrap_log(SWRAP_LOG_DEBUG, "fd %d: connect %s: %s", fd, un.sun_path, strerror(err));
-		errno = err;
-		return -1;
-	}
-	swrap_addr_make(cfg->ipv4_net, s->family, iface, port, &s->peer);
-	if (flags & SWRAP_SOCK_WILDCARD || !(flags & SWRAP_SOCK_BOUND)) {
-		/* The local address is now a concrete one, as after a kernel connect. */
-		unsigned local_port = swrap_addr_port(&s->local);
-		swrap_addr_make(cfg->ipv4_net, s->family, s->iface, local_port, &s->local);
-	}
-	atomic_fetch_or(&s->flags, SWRAP_SOCK_CONNECTED);
-	swrap_log(SWRAP_LOG_DEBUG, "fd %d connected to %s", fd, un.sun_path);
-	if (s->type == SOCK_STREAM && is_nonblocking(fd)) {
-		/* Loopback TCP never completes a non-blocking connect at once. */
-		errno = EINPROGRESS;
-		return -1;
-	}
-	return 0;
+	if (s->type == SOCK_DGRAM)
+		return connect_dgram(fd, s, cfg, &d, &a);
+	return connect_stream(fd, s, cfg, &d, &a);
 }

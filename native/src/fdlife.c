@@ -1,16 +1,41 @@
 /* fdlife.c - close and the dup family: which fd numbers name which socket. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdarg.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "swrap.h"
 
+/* The last close of a traced TCP connection: FIN, or RST when received data
+ * is left unread, as the kernel does. */
+static void trace_last_close(int fd, struct swrap_sock *s)
+{
+	if (s->trace == NULL || s->type != SOCK_STREAM || atomic_load(&s->refs) != 1 ||
+	    !(atomic_load(&s->flags) & SWRAP_SOCK_CONNECTED) || swrap_sock_shared(s))
+		return; /* not the end of the connection, or maybe not (passed, forked) */
+	int unread = 0;
+	if (ioctl(fd, FIONREAD, &unread) != 0)
+		unread = 0;
+	swrap_trace_tcp_closed(s, fd, unread > 0);
+}
+
 SWRAP_EXPORT int close(int fd)
 {
-	if (swrap_table_get(fd) != NULL)
-		swrap_table_drop(fd);
-	return SWRAP_LIBC(close)(fd);
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL)
+		return SWRAP_LIBC(close)(fd);
+	trace_last_close(fd, s);
+	struct swrap_sock last;
+	bool was_last = swrap_table_detach(fd, &last);
+	int ret = SWRAP_LIBC(close)(fd);
+	int err = errno;
+	if (was_last) /* after the close: files of shared sockets go if nobody holds them */
+		swrap_sock_finished(&last);
+	errno = err;
+	return ret;
 }
 
 /* After libc made newfd a copy of oldfd: newfd names what oldfd names. */
@@ -81,4 +106,34 @@ SWRAP_EXPORT int fcntl64(int fd, int cmd, ...)
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
 	return fcntl_common(SWRAP_LIBC(fcntl64), fd, cmd, arg);
+}
+
+/* Forget every fd in [first, last] that we hold metadata for. */
+static void drop_range(unsigned first, unsigned last)
+{
+	if (last >= SWRAP_FD_LIMIT)
+		last = SWRAP_FD_LIMIT - 1;
+	for (unsigned fd = first; fd <= last && fd >= first; fd++) {
+		if ((fd & (SWRAP_FD_CHUNK - 1)) == 0 &&
+		    atomic_load(&swrap_fd_chunks[fd >> SWRAP_FD_CHUNK_BITS]) == NULL) {
+			fd += SWRAP_FD_CHUNK - 1; /* a chunk never used */
+			continue;
+		}
+		if (swrap_table_get((int)fd) != NULL)
+			swrap_table_drop((int)fd);
+	}
+}
+
+SWRAP_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	int ret = SWRAP_LIBC(close_range)(first, last, flags);
+	if (ret == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+		drop_range(first, last);
+	return ret;
+}
+
+SWRAP_EXPORT void closefrom(int lowfd)
+{
+	SWRAP_LIBC(closefrom)(lowfd);
+	drop_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0u);
 }

@@ -1,68 +1,289 @@
 /*
- * io.c - the data path.  Stream data goes straight through the Unix socket
- * (read, write, send and recv need no help and are not interposed); only
- * calls that carry addresses are, so that no Unix path reaches the program.
+ * io.c - the data path.  A stream socket's bytes go straight through its
+ * Unix socket; calls that carry addresses are translated so that no Unix
+ * path reaches the program; UDP sends without a connected Unix peer go by
+ * name (dgram.c).  With a trace, what went through is recorded (pcap.c).
+ * Every call on an fd we do not wrap costs one table lookup.
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "swrap.h"
+
+/* Does a send on s need dgram.c (no connected Unix peer to write to)? */
+static inline bool needs_dgram_path(const struct swrap_sock *s)
+{
+	if (s->type != SOCK_DGRAM)
+		return false;
+	unsigned f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+	return (f & (SWRAP_SOCK_CONNECTED | SWRAP_SOCK_DETACHED)) != SWRAP_SOCK_CONNECTED;
+}
+
+/* Record n bytes sent straight through the Unix socket. */
+static ssize_t sent(struct swrap_sock *s, ssize_t n, const struct iovec *iov, size_t iovcnt)
+{
+	if (n <= 0 || s->trace == NULL)
+		return n;
+	if (s->type == SOCK_STREAM)
+		swrap_trace_tcp_sent(s, iov, iovcnt, (size_t)n);
+	else
+		swrap_trace_udp_sent(s, &s->peer, iov, iovcnt, (size_t)n, false);
+	return n;
+}
+
+static ssize_t sent_buf(struct swrap_sock *s, ssize_t n, const void *buf)
+{
+	struct iovec v = {.iov_base = (void *)buf, .iov_len = n > 0 ? (size_t)n : 0};
+	return sent(s, n, &v, 1);
+}
+
+/* Record what a stream read took; n == 0 on a non-empty request is EOF. */
+static ssize_t received(struct swrap_sock *s, ssize_t n, size_t asked, int flags)
+{
+	if (s->trace == NULL || s->type != SOCK_STREAM || n < 0 || (flags & MSG_PEEK))
+		return n;
+	if (n > 0 || asked > 0)
+		swrap_trace_tcp_received(s, (size_t)n);
+	return n;
+}
+
+static size_t iov_len(const struct iovec *iov, size_t n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+static ssize_t dgram_send_buf(int fd, struct swrap_sock *s, const void *buf, size_t len,
+			      int flags, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr msg = {.msg_name = (void *)addr, .msg_namelen = addrlen,
+			     .msg_iov = &iov, .msg_iovlen = 1};
+	return swrap_dgram_sendmsg(fd, s, &msg, flags);
+}
+
+/* ---- sending */
+
+SWRAP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL)
+		return SWRAP_LIBC(write)(fd, buf, len);
+	if (!needs_dgram_path(s))
+		return sent_buf(s, SWRAP_LIBC(write)(fd, buf, len), buf);
+	return dgram_send_buf(fd, s, buf, len, 0, NULL, 0);
+}
+
+SWRAP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL)
+		return SWRAP_LIBC(send)(fd, buf, len, flags);
+	if (!needs_dgram_path(s))
+		return sent_buf(s, SWRAP_LIBC(send)(fd, buf, len, flags), buf);
+	return dgram_send_buf(fd, s, buf, len, flags, NULL, 0);
+}
+
+SWRAP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL)
+		return SWRAP_LIBC(writev)(fd, iov, iovcnt);
+	if (iovcnt < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!needs_dgram_path(s))
+		return sent(s, SWRAP_LIBC(writev)(fd, iov, iovcnt), iov, (size_t)iovcnt);
+	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+	return swrap_dgram_sendmsg(fd, s, &msg, 0);
+}
 
 SWRAP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 			    __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
 {
 	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL || s->type != SOCK_STREAM)
+	if (s == NULL)
 		return SWRAP_LIBC(sendto)(fd, buf, len, flags, addr, addrlen);
-	/* Like TCP: the destination of a stream socket is its peer. */
-	return SWRAP_LIBC(send)(fd, buf, len, flags);
+	if (s->type == SOCK_STREAM || (SWRAP_SA(addr) == NULL && !needs_dgram_path(s)))
+		/* TCP ignores the address */
+		return sent_buf(s, SWRAP_LIBC(send)(fd, buf, len, flags), buf);
+	return dgram_send_buf(fd, s, buf, len, flags, SWRAP_SA(addr), addrlen);
+}
+
+SWRAP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (msg != NULL && msg->msg_control != NULL && msg->msg_controllen > 0)
+		swrap_fdpass_outgoing(msg); /* emulated sockets may travel in it */
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL || msg == NULL)
+		return SWRAP_LIBC(sendmsg)(fd, msg, flags);
+	if (s->type == SOCK_STREAM) {
+		struct msghdr plain = *msg;
+		plain.msg_name = NULL;
+		plain.msg_namelen = 0;
+		return sent(s, SWRAP_LIBC(sendmsg)(fd, &plain, flags), msg->msg_iov,
+			    msg->msg_iovlen);
+	}
+	if (msg->msg_name == NULL && !needs_dgram_path(s))
+		return sent(s, SWRAP_LIBC(sendmsg)(fd, msg, flags), msg->msg_iov, msg->msg_iovlen);
+	return swrap_dgram_sendmsg(fd, s, msg, flags);
+}
+
+SWRAP_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	if (swrap_table_get(fd) == NULL)
+		return SWRAP_LIBC(sendmmsg)(fd, vec, vlen, flags);
+	unsigned int i;
+	for (i = 0; i < vlen; i++) {
+		ssize_t n = sendmsg(fd, &vec[i].msg_hdr, flags);
+		if (n < 0) {
+			if (i == 0)
+				return -1;
+			break;
+		}
+		vec[i].msg_len = (unsigned int)n;
+	}
+	return (int)i;
+}
+
+/* ---- receiving */
+
+SWRAP_EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL)
+		return SWRAP_LIBC(read)(fd, buf, len);
+	return received(s, SWRAP_LIBC(read)(fd, buf, len), len, 0);
+}
+
+SWRAP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL)
+		return SWRAP_LIBC(recv)(fd, buf, len, flags);
+	return received(s, SWRAP_LIBC(recv)(fd, buf, len, flags), len, flags);
+}
+
+SWRAP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL)
+		return SWRAP_LIBC(readv)(fd, iov, iovcnt);
+	ssize_t n = SWRAP_LIBC(readv)(fd, iov, iovcnt);
+	return received(s, n, iovcnt > 0 ? iov_len(iov, (size_t)iovcnt) : 0, 0);
+}
+
+/* Sockets that arrived with SCM_RIGHTS take up their identity. */
+static ssize_t arrived(ssize_t n, struct msghdr *msg)
+{
+	if (n >= 0 && msg != NULL && msg->msg_control != NULL &&
+	    (msg->msg_controllen > 0 || (msg->msg_flags & MSG_CTRUNC)))
+		swrap_fdpass_incoming(msg);
+	return n;
+}
+
+SWRAP_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL || msg == NULL)
+		return arrived(SWRAP_LIBC(recvmsg)(fd, msg, flags), msg);
+	if (s->type == SOCK_DGRAM)
+		return arrived(swrap_dgram_recvmsg(fd, s, msg, flags), msg);
+	void *name = msg->msg_name;
+	msg->msg_name = NULL;
+	ssize_t n = SWRAP_LIBC(recvmsg)(fd, msg, flags);
+	int err = errno;
+	msg->msg_name = name;
+	msg->msg_namelen = 0; /* TCP reports no source address */
+	errno = err;
+	return arrived(received(s, n, iov_len(msg->msg_iov, msg->msg_iovlen), flags), msg);
 }
 
 SWRAP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKADDR_ARG addr,
 			      socklen_t *addrlen)
 {
 	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL || s->type != SOCK_STREAM)
+	if (s == NULL)
 		return SWRAP_LIBC(recvfrom)(fd, buf, len, flags, addr, addrlen);
-	ssize_t n = SWRAP_LIBC(recv)(fd, buf, len, flags);
-	if (n >= 0 && SWRAP_SA(addr) != NULL && addrlen != NULL)
-		*addrlen = 0; /* TCP reports no source address */
+	if (s->type == SOCK_STREAM || SWRAP_SA(addr) == NULL || addrlen == NULL) {
+		ssize_t n = SWRAP_LIBC(recv)(fd, buf, len, flags);
+		if (n >= 0 && SWRAP_SA(addr) != NULL && addrlen != NULL)
+			*addrlen = 0;
+		return received(s, n, len, flags);
+	}
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr msg = {.msg_name = SWRAP_SA(addr), .msg_namelen = *addrlen,
+			     .msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n = swrap_dgram_recvmsg(fd, s, &msg, flags);
+	if (n >= 0)
+		*addrlen = msg.msg_namelen;
 	return n;
 }
 
-SWRAP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+SWRAP_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+			  struct timespec *timeout)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL || s->type != SOCK_STREAM || msg == NULL || msg->msg_name == NULL)
-		return SWRAP_LIBC(sendmsg)(fd, msg, flags);
-	struct msghdr plain = *msg;
-	plain.msg_name = NULL;
-	plain.msg_namelen = 0;
-	return SWRAP_LIBC(sendmsg)(fd, &plain, flags);
+	if (swrap_table_get(fd) == NULL)
+		return SWRAP_LIBC(recvmmsg)(fd, vec, vlen, flags, timeout);
+	/* MSG_WAITFORONE and MSG_DONTWAIT bound the wait; the timeout, which
+	 * the kernel also checks only between datagrams, is not emulated. */
+	int each = flags & ~MSG_WAITFORONE;
+	unsigned int i;
+	for (i = 0; i < vlen; i++) {
+		ssize_t n = recvmsg(fd, &vec[i].msg_hdr, each);
+		if (n < 0) {
+			if (i == 0)
+				return -1;
+			break;
+		}
+		vec[i].msg_len = (unsigned int)n;
+		if (flags & MSG_WAITFORONE)
+			each |= MSG_DONTWAIT;
+	}
+	return (int)i;
 }
 
-SWRAP_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+/* ---- _FORTIFY_SOURCE entry points: the checked call, then ours. */
+
+ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen);
+SWRAP_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL || s->type != SOCK_STREAM || msg == NULL)
-		return SWRAP_LIBC(recvmsg)(fd, msg, flags);
-	void *name = msg->msg_name;
-	msg->msg_name = NULL;
-	ssize_t n = SWRAP_LIBC(recvmsg)(fd, msg, flags);
-	int err = errno;
-	msg->msg_name = name;
-	msg->msg_namelen = 0;
-	errno = err;
-	return n;
+	if (len > buflen || swrap_table_get(fd) == NULL)
+		return SWRAP_LIBC(__read_chk)(fd, buf, len, buflen);
+	return read(fd, buf, len);
 }
 
-/* _FORTIFY_SOURCE builds call this instead of recvfrom. */
+ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags);
+SWRAP_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+	if (len > buflen || swrap_table_get(fd) == NULL)
+		return SWRAP_LIBC(__recv_chk)(fd, buf, len, buflen, flags);
+	return recv(fd, buf, len, flags);
+}
+
 ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
 		       struct sockaddr *addr, socklen_t *addrlen);
 SWRAP_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
 				    struct sockaddr *addr, socklen_t *addrlen)
 {
-	if (len > buflen)
+	if (len > buflen || swrap_table_get(fd) == NULL)
 		return SWRAP_LIBC(__recvfrom_chk)(fd, buf, len, buflen, flags, addr, addrlen);
 	return recvfrom(fd, buf, len, flags, addr, addrlen);
+}
+
+/* ---- end of stream */
+
+SWRAP_EXPORT int shutdown(int fd, int how)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	int ret = SWRAP_LIBC(shutdown)(fd, how);
+	if (ret == 0 && s != NULL && s->type == SOCK_STREAM && how != SHUT_RD &&
+	    (atomic_load(&s->flags) & SWRAP_SOCK_CONNECTED))
+		swrap_trace_tcp_closed(s, fd, false);
+	return ret;
 }

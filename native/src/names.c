@@ -1,12 +1,14 @@
 /*
  * names.c - binding the Unix socket behind an emulated socket to its name in
- * SOCKET_WRAPPER_DIR: explicit ports, ephemeral ports, and reclaiming names
- * left behind by processes that died without closing.
+ * SOCKET_WRAPPER_DIR: explicit ports, ephemeral ports, the IPv4 name of a
+ * dual-stack IPv6 socket, and reclaiming names left behind by processes that
+ * died without closing.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "swrap.h"
@@ -20,6 +22,12 @@ static int bind_path(int fd, const char *path)
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
 	strcpy(un.sun_path, path);
 	return SWRAP_LIBC(bind)(fd, (const struct sockaddr *)&un, sizeof(un));
+}
+
+int swrap_sock_path(char *out, const struct swrap_sock *s, const struct swrap_config *cfg,
+		    int fam, unsigned iface, unsigned port)
+{
+	return swrap_path_format(out, cfg->dir, swrap_type_char(fam, s->type), iface, port);
 }
 
 /* Does the line (a row of /proc/net/unix) name path?  Rows are seven fields,
@@ -39,7 +47,8 @@ static bool row_names(const char *row, size_t len, const char *path, size_t path
 	return len - i == path_len && memcmp(row + i, path, path_len) == 0;
 }
 
-bool swrap_path_is_live(const char *path)
+/* Is some live socket bound to path (per /proc/net/unix)? */
+static bool bound_is_live(const char *path)
 {
 	int fd = open("/proc/net/unix", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -56,19 +65,16 @@ bool swrap_path_is_live(const char *path)
 			break;
 		have += (size_t)n;
 		size_t start = 0;
-		for (size_t i = 0; i < have; i++) {
+		for (size_t i = 0; i < have && !live; i++) {
 			if (buf[i] != '\n')
 				continue;
-			if (row_names(buf + start, i - start, path, path_len)) {
-				live = true;
-				break;
-			}
+			live = row_names(buf + start, i - start, path, path_len);
 			start = i + 1;
 		}
 		if (live)
 			break;
 		if (start == 0 && have == sizeof(buf))
-			have = 0; /* a row longer than the buffer: not one of ours */
+			start = have; /* a row longer than the buffer: not one of ours */
 		memmove(buf, buf + start, have - start);
 		have -= start;
 	}
@@ -76,10 +82,35 @@ bool swrap_path_is_live(const char *path)
 	return live;
 }
 
-/* The name is taken: if its owner is dead, remove the file and bind again,
- * holding a lock on the directory so that two processes doing the same cannot
- * remove each other's fresh socket. */
-static int bind_reclaiming(int fd, const char *dir, const char *path)
+/* The IPv6 name of the same iface and port (X for T, Y for U). */
+static void ipv6_twin(char *twin, const char *path)
+{
+	size_t len = strlen(path);
+	memcpy(twin, path, len + 1);
+	char *type = twin + len - SWRAP_NAME_LEN;
+	*type = *type == SWRAP_TYPE_TCP4 ? SWRAP_TYPE_TCP6 : SWRAP_TYPE_UDP6;
+}
+
+bool swrap_path_is_live(const char *path)
+{
+	if (bound_is_live(path))
+		return true;
+	/* An IPv4 name may be the second name of a live dual-stack IPv6 socket:
+	 * then it is the same file as the IPv6 name, which the socket is bound to. */
+	char type = path[strlen(path) - SWRAP_NAME_LEN];
+	if (type != SWRAP_TYPE_TCP4 && type != SWRAP_TYPE_UDP4)
+		return false;
+	char twin[SWRAP_SUN_PATH_SIZE];
+	ipv6_twin(twin, path);
+	struct stat a, b;
+	return stat(path, &a) == 0 && stat(twin, &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev && bound_is_live(twin);
+}
+
+/* Run op (bind or link) on a name that is taken: if its owner is dead, remove
+ * the file and try again, holding a lock on the directory so that two
+ * processes doing the same cannot remove each other's fresh socket. */
+static int reclaim(const char *dir, const char *path, int fd, const char *link_from)
 {
 	if (swrap_path_is_live(path)) {
 		errno = EADDRINUSE;
@@ -98,13 +129,65 @@ static int bind_reclaiming(int fd, const char *dir, const char *path)
 		} else {
 			swrap_log(SWRAP_LOG_DEBUG, "removing %s, left by a process that died", path);
 			unlink(path);
-			ret = bind_path(fd, path);
+			ret = link_from != NULL ? link(link_from, path) : bind_path(fd, path);
+			if (ret != 0 && errno == EEXIST)
+				errno = EADDRINUSE;
 		}
 	}
 	int saved = errno;
 	close(dfd); /* releases the lock */
 	errno = saved;
 	return ret;
+}
+
+static int bind_or_reclaim(int fd, const char *dir, const char *path)
+{
+	if (bind_path(fd, path) == 0)
+		return 0;
+	if (errno != EADDRINUSE)
+		return -1;
+	return reclaim(dir, path, fd, NULL);
+}
+
+/* The IPv4 name of a dual-stack socket: a hard link to its IPv6 file, so
+ * that IPv4 clients connecting to it reach the same socket. */
+static int link_or_reclaim(const char *dir, const char *from, const char *to)
+{
+	if (link(from, to) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	return reclaim(dir, to, -1, from);
+}
+
+/* Try iface:port; with dual stack, both names or neither. */
+static int try_bind(int fd, const struct swrap_sock *s, const struct swrap_config *cfg,
+		    unsigned iface, unsigned port, bool reclaiming)
+{
+	char path[SWRAP_SUN_PATH_SIZE];
+	char v4[SWRAP_SUN_PATH_SIZE];
+	bool dual = atomic_load(&s->flags) & SWRAP_SOCK_DUAL;
+	if (swrap_sock_path(path, s, cfg, s->name_family, iface, port) != 0 ||
+	    (dual && swrap_sock_path(v4, s, cfg, AF_INET, iface, port) != 0))
+		return -1;
+	/* A Unix socket binds once: make sure of the IPv4 name first. */
+	if (dual && access(v4, F_OK) == 0 && (!reclaiming || swrap_path_is_live(v4))) {
+		errno = EADDRINUSE;
+		return -1;
+	}
+	int ret = reclaiming ? bind_or_reclaim(fd, cfg->dir, path) : bind_path(fd, path);
+	if (ret != 0 || !dual)
+		return ret;
+	ret = reclaiming ? link_or_reclaim(cfg->dir, path, v4) : link(path, v4);
+	if (ret == 0)
+		return 0;
+	/* Another process took the IPv4 name in between: give the IPv6 name
+	 * back.  The Unix socket stays bound to the removed name, so a retry on
+	 * this socket fails with EINVAL; a new socket works. */
+	int err = errno == EEXIST ? EADDRINUSE : errno;
+	unlink(path);
+	errno = err;
+	return -1;
 }
 
 static unsigned ephemeral_start(void)
@@ -116,14 +199,8 @@ static unsigned ephemeral_start(void)
 int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
 		    unsigned iface, unsigned port)
 {
-	char type = swrap_type_char(s->family, s->type);
-	char path[SWRAP_SUN_PATH_SIZE];
-
 	if (port != 0) {
-		if (swrap_path_format(path, cfg->dir, type, iface, port) != 0)
-			return -1;
-		if (bind_path(fd, path) != 0 &&
-		    (errno != EADDRINUSE || bind_reclaiming(fd, cfg->dir, path) != 0))
+		if (try_bind(fd, s, cfg, iface, port, true) != 0)
 			return -1;
 	} else {
 		const unsigned range = SWRAP_EPHEMERAL_LAST - SWRAP_EPHEMERAL_FIRST + 1;
@@ -131,9 +208,7 @@ int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg
 		unsigned i;
 		for (i = 0; i < range; i++) {
 			port = SWRAP_EPHEMERAL_FIRST + (start + i) % range;
-			if (swrap_path_format(path, cfg->dir, type, iface, port) != 0)
-				return -1;
-			if (bind_path(fd, path) == 0)
+			if (try_bind(fd, s, cfg, iface, port, false) == 0)
 				break;
 			if (errno != EADDRINUSE)
 				return -1;
@@ -143,11 +218,26 @@ int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg
 			return -1;
 		}
 	}
-	memcpy(s->path, path, sizeof(path));
-	s->iface = iface;
+	s->iface = (uint8_t)iface;
+	s->port = (uint16_t)port;
+	s->cfg = cfg;
 	s->owner_pid = getpid();
 	swrap_addr_set_port(&s->local, port);
 	atomic_fetch_or(&s->flags, SWRAP_SOCK_BOUND | SWRAP_SOCK_OWNS_FILE);
-	swrap_log(SWRAP_LOG_DEBUG, "fd %d bound to %s", fd, path);
+	swrap_log(SWRAP_LOG_DEBUG, "fd %d bound to %c%02X%04X%s", fd,
+		  swrap_type_char(s->name_family, s->type), iface, port,
+		  (atomic_load(&s->flags) & SWRAP_SOCK_DUAL) ? " (and its IPv4 name)" : "");
 	return 0;
+}
+
+void swrap_unlink_files(const struct swrap_sock *s)
+{
+	char path[SWRAP_SUN_PATH_SIZE];
+	if (s->cfg == NULL)
+		return;
+	if (swrap_sock_path(path, s, s->cfg, s->name_family, s->iface, s->port) == 0)
+		unlink(path);
+	if ((atomic_load(&s->flags) & SWRAP_SOCK_DUAL) &&
+	    swrap_sock_path(path, s, s->cfg, AF_INET, s->iface, s->port) == 0)
+		unlink(path);
 }

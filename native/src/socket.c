@@ -71,16 +71,19 @@ SWRAP_EXPORT int socket(int domain, int type, int protocol)
 			  cfg->max_sockets);
 		return -1;
 	}
-	int fd = SWRAP_LIBC(socket)(AF_UNIX, type, 0);
+	int fd = swrap_fresh_fd(SWRAP_LIBC(socket)(AF_UNIX, type, 0));
 	if (fd < 0) {
 		swrap_sock_discard(s);
 		return -1;
 	}
-	s->family = domain;
-	s->type = base;
-	s->protocol = proto;
+	s->family = (int16_t)domain;
+	s->name_family = (int16_t)domain;
+	s->type = (int16_t)base;
+	s->protocol = (int16_t)proto;
 	s->local.sa.sa_family = (sa_family_t)domain;
 	s->peer.sa.sa_family = (sa_family_t)domain;
+	s->cfg = cfg;
+	s->trace = swrap_pcap_for(cfg);
 	if (swrap_table_install(fd, s) != 0) {
 		int err = errno;
 		swrap_sock_discard(s);
@@ -109,28 +112,41 @@ SWRAP_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	}
 	unsigned iface = 0;
 	bool mapped4;
+	bool v6only = s->family == AF_INET6 && swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_V6ONLY);
+	unsigned add_flags = 0;
+	int name_family = s->family;
 	switch (swrap_addr_classify(cfg->ipv4_net, &a, &iface, &mapped4)) {
 	case SWRAP_ADDR_IFACE:
-		if (!mapped4)
-			break;
-		/* IPv4-mapped binds come with dual stack */
-		__attribute__((fallthrough));
+		if (mapped4 && v6only) {
+			errno = EADDRNOTAVAIL;
+			return -1;
+		}
+		if (mapped4)
+			name_family = AF_INET; /* an IPv6 socket used for IPv4 only */
+		break;
+	case SWRAP_ADDR_ANY:
+		iface = cfg->default_iface;
+		add_flags = SWRAP_SOCK_WILDCARD;
+		if (mapped4)
+			name_family = AF_INET;
+		else if (s->family == AF_INET6 && !v6only)
+			add_flags |= SWRAP_SOCK_DUAL; /* [::] takes IPv4 too, as on Linux */
+		break;
 	case SWRAP_ADDR_BROADCAST:
 	case SWRAP_ADDR_FOREIGN:
 		swrap_log(SWRAP_LOG_DEBUG, "fd %d: not an emulated local address", fd);
 		errno = EADDRNOTAVAIL;
 		return -1;
-	case SWRAP_ADDR_ANY:
-		iface = cfg->default_iface;
-		atomic_fetch_or(&s->flags, SWRAP_SOCK_WILDCARD);
-		break;
 	}
 	union swrap_sockaddr before = s->local;
 	s->local = a;
+	s->name_family = (int16_t)name_family;
+	atomic_fetch_or(&s->flags, add_flags);
 	if (swrap_bind_file(fd, s, cfg, iface, swrap_addr_port(&a)) != 0) {
 		int err = errno;
 		s->local = before;
-		atomic_fetch_and(&s->flags, ~(unsigned)SWRAP_SOCK_WILDCARD);
+		s->name_family = s->family;
+		atomic_fetch_and(&s->flags, ~add_flags);
 		errno = err;
 		return -1;
 	}
@@ -151,9 +167,14 @@ SWRAP_EXPORT int listen(int fd, int backlog)
 		const struct swrap_config *cfg = swrap_config_for_wrapped();
 		if (cfg == NULL)
 			return -1;
-		atomic_fetch_or(&s->flags, SWRAP_SOCK_WILDCARD);
-		if (swrap_bind_file(fd, s, cfg, cfg->default_iface, 0) != 0)
+		unsigned add = SWRAP_SOCK_WILDCARD;
+		if (s->family == AF_INET6 && !swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_V6ONLY))
+			add |= SWRAP_SOCK_DUAL;
+		atomic_fetch_or(&s->flags, add);
+		if (swrap_bind_file(fd, s, cfg, cfg->default_iface, 0) != 0) {
+			atomic_fetch_and(&s->flags, ~add);
 			return -1;
+		}
 	}
 	if (SWRAP_LIBC(listen)(fd, backlog) != 0)
 		return -1;
@@ -163,7 +184,7 @@ SWRAP_EXPORT int listen(int fd, int backlog)
 
 SWRAP_EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_table_get_or_adopt(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(getsockname)(fd, addr, len);
 	if (SWRAP_SA(addr) == NULL || len == NULL) {
@@ -177,7 +198,7 @@ SWRAP_EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 
 SWRAP_EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_table_get_or_adopt(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(getpeername)(fd, addr, len);
 	if (!(atomic_load(&s->flags) & SWRAP_SOCK_CONNECTED)) {
@@ -191,4 +212,35 @@ SWRAP_EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 	union swrap_sockaddr peer = s->peer;
 	swrap_addr_copy_out(&peer, swrap_addr_len(s->family), SWRAP_SA(addr), len);
 	return 0;
+}
+
+/* bindresvport(3): a port from 600 to 1023, as glibc picks them.  (Its
+ * header went with Sun RPC; the function is still in libc.) */
+int bindresvport(int fd, struct sockaddr_in *sin);
+SWRAP_EXPORT int bindresvport(int fd, struct sockaddr_in *sin)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL)
+		return SWRAP_LIBC(bindresvport)(fd, sin);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	if (sin != NULL)
+		a = *sin;
+	if (a.sin_family != AF_INET || s->family != AF_INET) {
+		errno = EPFNOSUPPORT;
+		return -1;
+	}
+	enum { FIRST = 600, LAST = 1023 };
+	unsigned start = (unsigned)getpid() % (LAST - FIRST + 1);
+	for (unsigned i = 0; i <= LAST - FIRST; i++) {
+		a.sin_port = htons((uint16_t)(FIRST + (start + i) % (LAST - FIRST + 1)));
+		if (bind(fd, (const struct sockaddr *)&a, sizeof(a)) == 0) {
+			if (sin != NULL)
+				sin->sin_port = a.sin_port;
+			return 0;
+		}
+		if (errno != EADDRINUSE)
+			return -1;
+	}
+	errno = EADDRINUSE;
+	return -1;
 }

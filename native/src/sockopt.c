@@ -96,6 +96,12 @@ int swrap_sockopt_get(struct swrap_sock *s, int level, int name, int *value)
 	return 0;
 }
 
+bool swrap_sockopt_on(struct swrap_sock *s, int level, int name)
+{
+	int value;
+	return swrap_sockopt_get(s, level, name, &value) == 0 && value != 0;
+}
+
 static int put_int(int value, void *optval, socklen_t *optlen)
 {
 	if (optval == NULL || optlen == NULL) {
@@ -108,9 +114,47 @@ static int put_int(int value, void *optval, socklen_t *optlen)
 	return 0;
 }
 
+static int put_bytes(const void *data, socklen_t len, void *optval, socklen_t *optlen)
+{
+	if (optval == NULL || optlen == NULL) {
+		errno = EFAULT;
+		return -1;
+	}
+	socklen_t n = *optlen < len ? *optlen : len;
+	memcpy(optval, data, n);
+	*optlen = n;
+	return 0;
+}
+
+/* A plausible TCP_INFO: the state the emulated connection is in, and segment
+ * sizes from SOCKET_WRAPPER_MTU; no loss, no retransmission. */
+static int tcp_info(struct swrap_sock *s, void *optval, socklen_t *optlen)
+{
+	struct tcp_info ti;
+	memset(&ti, 0, sizeof(ti));
+	unsigned f = atomic_load(&s->flags);
+	ti.tcpi_state = (f & SWRAP_SOCK_LISTENING)   ? TCP_LISTEN
+			: (f & SWRAP_SOCK_CONNECTED) ? TCP_ESTABLISHED
+						     : TCP_CLOSE;
+	unsigned mtu = s->cfg != NULL ? s->cfg->mtu : SWRAP_MTU_DEFAULT;
+	unsigned mss = mtu - (s->family == AF_INET ? 40 : 60);
+	ti.tcpi_pmtu = mtu;
+	ti.tcpi_snd_mss = mss;
+	ti.tcpi_rcv_mss = mss;
+	ti.tcpi_advmss = mss;
+	ti.tcpi_rto = 200000;
+	ti.tcpi_ato = 40000;
+	ti.tcpi_rtt = 50;
+	ti.tcpi_rttvar = 25;
+	ti.tcpi_snd_cwnd = 10;
+	ti.tcpi_snd_ssthresh = 0x7fffffff;
+	ti.tcpi_rcv_space = 65483;
+	return put_bytes(&ti, sizeof(ti), optval, optlen);
+}
+
 SWRAP_EXPORT int getsockopt(int fd, int level, int name, void *optval, socklen_t *optlen)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_table_get_or_adopt(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(getsockopt)(fd, level, name, optval, optlen);
 	if (level == SOL_SOCKET) {
@@ -134,6 +178,10 @@ SWRAP_EXPORT int getsockopt(int fd, int level, int name, void *optval, socklen_t
 		if (name == SO_ERROR)
 			return SWRAP_LIBC(getsockopt)(fd, level, name, optval, optlen);
 	}
+	if (level == IPPROTO_TCP && s->type == SOCK_STREAM && name == TCP_INFO)
+		return tcp_info(s, optval, optlen);
+	if (level == IPPROTO_TCP && s->type == SOCK_STREAM && name == TCP_CONGESTION)
+		return put_bytes("cubic", 6, optval, optlen);
 	int value;
 	if (swrap_sockopt_get(s, level, name, &value) != 0)
 		return -1;

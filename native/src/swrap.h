@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "swrap_abi.h"
+#include "swrap_fdpass.h"
 
 #define SWRAP_EXPORT __attribute__((visibility("default")))
 
@@ -54,6 +55,7 @@ struct swrap_config {
 	unsigned mtu;
 	unsigned max_sockets;
 	int debuglevel;
+	char pcap_file[4096];   /* SOCKET_WRAPPER_PCAP_FILE, or "" */
 };
 
 /* Current configuration, re-read if the environment changed since last call.
@@ -118,13 +120,24 @@ void swrap_addr_copy_out(const union swrap_sockaddr *a, socklen_t len, struct so
 			 socklen_t *addrlen);
 
 /* ---- table.c: fd -> emulated socket. */
+/* Socket state; the bits that travel with a passed socket have the values of
+ * swrap_fdpass.h. */
 enum {
-	SWRAP_SOCK_BOUND = 1u << 0,       /* has a local port and file */
-	SWRAP_SOCK_LISTENING = 1u << 1,
-	SWRAP_SOCK_CONNECTED = 1u << 2,
+	SWRAP_SOCK_BOUND = SWRAP_FDPASS_BOUND,         /* has a local port and file */
+	SWRAP_SOCK_LISTENING = SWRAP_FDPASS_LISTENING,
+	SWRAP_SOCK_CONNECTED = SWRAP_FDPASS_CONNECTED, /* has a peer (TCP, or connected UDP) */
 	SWRAP_SOCK_OWNS_FILE = 1u << 3,   /* unlink the file when the last fd closes */
-	SWRAP_SOCK_WILDCARD = 1u << 4,    /* bound to 0.0.0.0 / :: */
+	SWRAP_SOCK_WILDCARD = SWRAP_FDPASS_WILDCARD,   /* bound to 0.0.0.0 / :: */
+	SWRAP_SOCK_DUAL = SWRAP_FDPASS_DUAL,           /* IPv6 wildcard that also has the IPv4 name */
+	SWRAP_SOCK_DETACHED = SWRAP_FDPASS_DETACHED,   /* connected UDP, Unix socket not: send by name */
+	SWRAP_SOCK_BCAST_PEER = SWRAP_FDPASS_BCAST_PEER, /* connected UDP to a broadcast address */
+	SWRAP_SOCK_IN_PROGRESS = 1u << 8, /* connected, but the program was told EINPROGRESS */
+	SWRAP_SOCK_REFUSED = 1u << 9,     /* a non-blocking connect was refused */
+	SWRAP_SOCK_PASSED = 1u << 10,     /* sent to another process with SCM_RIGHTS */
 };
+#define SWRAP_SOCK_TRAVELS                                                     \
+	(SWRAP_SOCK_BOUND | SWRAP_SOCK_LISTENING | SWRAP_SOCK_CONNECTED |      \
+	 SWRAP_SOCK_WILDCARD | SWRAP_SOCK_DUAL | SWRAP_SOCK_DETACHED | SWRAP_SOCK_BCAST_PEER)
 
 #define SWRAP_SOCKOPT_SLOTS 10
 
@@ -136,17 +149,26 @@ struct swrap_sockopt {
 
 struct swrap_sock {
 	atomic_int refs;         /* fds of this process that name this socket */
-	int family;              /* the emulated family: AF_INET or AF_INET6 */
-	int type;                /* SOCK_STREAM or SOCK_DGRAM */
-	int protocol;            /* IPPROTO_TCP or IPPROTO_UDP */
 	atomic_uint flags;
+	int16_t family;          /* the emulated family: AF_INET or AF_INET6 */
+	int16_t name_family;     /* family of the file name: AF_INET for IPv4-mapped use */
+	int16_t type;            /* SOCK_STREAM or SOCK_DGRAM */
+	int16_t protocol;        /* IPPROTO_TCP or IPPROTO_UDP */
 	int pending_error;       /* SO_ERROR of a non-blocking connect, until read */
 	pid_t owner_pid;         /* the process that bound the file: only it unlinks */
-	unsigned iface;          /* interface of the file (the default one for wildcards) */
+	uint8_t iface;           /* interface of the file (the default one for wildcards) */
+	uint8_t peer_iface;      /* interface of the peer's file */
+	uint16_t port;           /* port of the file */
+	const struct swrap_config *cfg; /* configuration the file was bound under */
+	struct swrap_pcap *trace; /* where this socket's packets are recorded, or NULL */
+	uint32_t my_seq;         /* trace: next sequence number we send */
+	uint32_t peer_seq;       /* trace: next sequence number we expect */
+	atomic_uint trace_state; /* trace: SWRAP_TRACE_* */
+	uint32_t fork_gen;       /* swrap_fork_gen when created: older ones may be shared */
+	uint64_t ino;            /* st_ino of the Unix socket, once passed */
 	union swrap_sockaddr local;
 	union swrap_sockaddr peer;
 	struct swrap_sockopt opts[SWRAP_SOCKOPT_SLOTS];
-	char path[SWRAP_SUN_PATH_SIZE]; /* the bound file, when SWRAP_SOCK_OWNS_FILE */
 	struct swrap_sock *next_free;
 };
 
@@ -171,6 +193,16 @@ static inline struct swrap_sock *swrap_table_get(int fd)
 				    memory_order_acquire);
 }
 
+/* For every call that hands out an fd number: metadata still held for that
+ * number is stale (the fd was closed behind our back); drop it. */
+void swrap_table_drop(int fd);
+static inline int swrap_fresh_fd(int fd)
+{
+	if (SWRAP_UNLIKELY(swrap_table_get(fd) != NULL))
+		swrap_table_drop(fd);
+	return fd;
+}
+
 void swrap_table_lock(void);
 void swrap_table_unlock(void);
 /* A new socket with refs = 0; NULL with ENFILE beyond max_sockets, ENOMEM. */
@@ -179,17 +211,36 @@ struct swrap_sock *swrap_sock_new(unsigned max_sockets);
 void swrap_sock_discard(struct swrap_sock *s);
 /* Make fd name s (refs + 1), dropping whatever stale socket fd named before. */
 int swrap_table_install(int fd, struct swrap_sock *s);
-/* Forget fd; when it was the last fd of its socket, release the socket
- * (and unlink its file if this process bound it). */
+/* Forget fd; when it was its socket's last fd here, release the socket and
+ * remove its files if they are this process's to remove. */
 void swrap_table_drop(int fd);
+/* Forget fd; true when it was the socket's last fd here, with a copy of the
+ * socket in *last (the object itself is released). */
+bool swrap_table_detach(int fd, struct swrap_sock *last);
+/* After the last fd of a socket is closed: its files and pass records. */
+void swrap_sock_finished(const struct swrap_sock *last);
+/* Incremented in the parent at each fork: sockets created before a fork may
+ * live on in the child, so closing them here does not end them. */
+extern atomic_uint swrap_fork_gen;
+static inline bool swrap_sock_shared(const struct swrap_sock *s)
+{
+	return (atomic_load(&s->flags) & SWRAP_SOCK_PASSED) ||
+	       s->fork_gen != atomic_load_explicit(&swrap_fork_gen, memory_order_relaxed);
+}
 /* Number of live sockets (for SOCKET_WRAPPER_MAX_SOCKETS). */
 unsigned swrap_sock_count(void);
 
 /* ---- names.c: binding Unix sockets to names in the directory. */
-/* Bind fd to iface:port (port 0: an ephemeral one) for socket s; fills
- * s->path, s->iface, s->local's port.  -1 with errno on failure. */
+/* Bind fd to iface:port (port 0: an ephemeral one) for socket s, under the
+ * name family s->name_family, plus the IPv4 name if SWRAP_SOCK_DUAL is set;
+ * fills s->iface, s->port, s->cfg and s->local's port.  -1 with errno. */
 int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
 		    unsigned iface, unsigned port);
+/* Remove the names s holds (called when its last fd closes, by its binder). */
+void swrap_unlink_files(const struct swrap_sock *s);
+/* Path of the file of iface:port for a socket of s's type in name family fam. */
+int swrap_sock_path(char *out, const struct swrap_sock *s, const struct swrap_config *cfg,
+		    int fam, unsigned iface, unsigned port);
 /* True when some live socket is bound to path (per /proc/net/unix). */
 bool swrap_path_is_live(const char *path);
 
@@ -201,6 +252,59 @@ const struct swrap_config *swrap_config_for_wrapped(void);
  * the kernel does (EINVAL for a short length, EAFNOSUPPORT for a wrong family). */
 int swrap_addr_in(const struct swrap_sock *s, const struct sockaddr *sa, socklen_t len,
 		  union swrap_sockaddr *out);
+
+/* ---- dgram.c: UDP over Unix datagram sockets. */
+ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *msg, int flags);
+ssize_t swrap_dgram_recvmsg(int fd, struct swrap_sock *s, struct msghdr *msg, int flags);
+/* The emulated address of the sender behind a Unix address, as a socket of
+ * `family` sees it; zeros with port 0 for an unnamed sender. */
+void swrap_peer_from_unix(const struct swrap_config *cfg, int family, const struct sockaddr_un *un,
+			  socklen_t unlen, union swrap_sockaddr *out);
+/* Bind an unbound socket to an ephemeral port on the default interface;
+ * its address reads as 0.0.0.0:port if wildcard, else the concrete one. */
+int swrap_implicit_bind(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+			bool wildcard);
+/* Value of an emulated option, or the initial value; false if unknown. */
+bool swrap_sockopt_on(struct swrap_sock *s, int level, int name);
+
+/* ---- pcap.c: SOCKET_WRAPPER_PCAP_FILE (rules in swrap_pcap.h). */
+enum { SWRAP_TRACE_FIN_SENT = 1, SWRAP_TRACE_EOF_SEEN = 2 };
+struct swrap_pcap;
+struct iovec;
+/* The trace of this configuration, or NULL when none is asked for. */
+struct swrap_pcap *swrap_pcap_for(const struct swrap_config *cfg);
+/* A TCP connection is up: set the sequence numbers; the connecting side
+ * records the handshake. */
+void swrap_trace_tcp_established(struct swrap_sock *s, bool connecting);
+void swrap_trace_tcp_refused(struct swrap_sock *s, const union swrap_sockaddr *dst);
+void swrap_trace_tcp_sent(struct swrap_sock *s, const struct iovec *iov, size_t iovcnt,
+			  size_t n);
+/* n > 0 bytes read, or n == 0 for the end of stream. */
+void swrap_trace_tcp_received(struct swrap_sock *s, size_t n);
+void swrap_trace_tcp_closed(struct swrap_sock *s, int fd, bool reset);
+void swrap_trace_udp_sent(struct swrap_sock *s, const union swrap_sockaddr *dst,
+			  const struct iovec *iov, size_t iovcnt, size_t n, bool unreachable);
+
+/* ---- fdpass.c: sockets passed with SCM_RIGHTS or inherited across exec. */
+/* Before sendmsg: record the identity of every emulated socket in msg's
+ * SCM_RIGHTS. */
+void swrap_fdpass_outgoing(const struct msghdr *msg);
+/* After recvmsg: adopt the sockets that arrived (and clean up after MSG_CTRUNC). */
+void swrap_fdpass_incoming(const struct msghdr *msg);
+/* An fd we know nothing about: if it is a Unix socket of our directory
+ * (inherited, passed), rebuild its identity; NULL otherwise. */
+struct swrap_sock *swrap_adopt(int fd);
+/* For control calls: the socket behind fd, adopting an inherited one. */
+static inline struct swrap_sock *swrap_table_get_or_adopt(int fd)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	return s != NULL ? s : swrap_adopt(fd);
+}
+/* s was passed and its last fd here is closed: remove its record if the
+ * socket is gone everywhere. */
+void swrap_fdpass_forget(const struct swrap_sock *s);
+/* Is a Unix socket with this inode alive (per /proc/net/unix)? */
+bool swrap_inode_is_live(uint64_t ino);
 
 /* ---- sockopt.c */
 int swrap_sockopt_get(struct swrap_sock *s, int level, int name, int *value);

@@ -26,6 +26,8 @@ static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct swrap_sock *free_list;
 static unsigned live_sockets;
 
+atomic_uint swrap_fork_gen;
+
 #define SLAB 64
 
 void swrap_table_lock(void)
@@ -64,6 +66,7 @@ struct swrap_sock *swrap_sock_new(unsigned max_sockets)
 	swrap_table_unlock();
 
 	memset(s, 0, sizeof(*s));
+	s->fork_gen = atomic_load_explicit(&swrap_fork_gen, memory_order_relaxed);
 	return s;
 }
 
@@ -106,19 +109,31 @@ static struct swrap_sock *detach_locked(_Atomic(struct swrap_sock *) *entry)
 	return old;
 }
 
-/* The last fd of s is gone: remove the file if this process bound it. */
-static void finish(struct swrap_sock *s)
+/* Copy out and release the object of a socket whose last fd is gone. */
+static void release(struct swrap_sock *s, struct swrap_sock *copy)
 {
-	char path[SWRAP_SUN_PATH_SIZE];
-	bool unlink_it = (atomic_load(&s->flags) & SWRAP_SOCK_OWNS_FILE) &&
-			 s->owner_pid == getpid();
-	if (unlink_it)
-		memcpy(path, s->path, sizeof(path));
+	*copy = *s;
 	swrap_table_lock();
 	release_locked(s);
 	swrap_table_unlock();
-	if (unlink_it)
-		unlink(path);
+}
+
+void swrap_sock_finished(const struct swrap_sock *last)
+{
+	if (atomic_load(&last->flags) & SWRAP_SOCK_PASSED)
+		swrap_fdpass_forget(last);
+	if (!(atomic_load(&last->flags) & SWRAP_SOCK_OWNS_FILE) || last->owner_pid != getpid())
+		return;
+	if (swrap_sock_shared(last)) {
+		/* Another process may still hold it: the file stays while it is bound. */
+		char path[SWRAP_SUN_PATH_SIZE];
+		if (last->cfg == NULL ||
+		    swrap_sock_path(path, last, last->cfg, last->name_family, last->iface,
+				    last->port) != 0 ||
+		    swrap_path_is_live(path))
+			return;
+	}
+	swrap_unlink_files(last);
 }
 
 int swrap_table_install(int fd, struct swrap_sock *s)
@@ -139,22 +154,34 @@ int swrap_table_install(int fd, struct swrap_sock *s)
 	atomic_fetch_add(&s->refs, 1);
 	atomic_store_explicit(entry, s, memory_order_release);
 	swrap_table_unlock();
-	if (stale != NULL)
-		finish(stale);
+	if (stale != NULL) {
+		struct swrap_sock copy;
+		release(stale, &copy);
+		swrap_sock_finished(&copy);
+	}
 	return 0;
+}
+
+bool swrap_table_detach(int fd, struct swrap_sock *last)
+{
+	if (swrap_table_get(fd) == NULL)
+		return false;
+	swrap_table_lock();
+	_Atomic(struct swrap_sock *) *chunk = atomic_load_explicit(
+		&swrap_fd_chunks[(unsigned)fd >> SWRAP_FD_CHUNK_BITS], memory_order_relaxed);
+	struct swrap_sock *s = detach_locked(&chunk[fd & (SWRAP_FD_CHUNK - 1)]);
+	swrap_table_unlock();
+	if (s == NULL)
+		return false;
+	release(s, last);
+	return true;
 }
 
 void swrap_table_drop(int fd)
 {
-	if (swrap_table_get(fd) == NULL)
-		return;
-	swrap_table_lock();
-	_Atomic(struct swrap_sock *) *chunk = atomic_load_explicit(
-		&swrap_fd_chunks[(unsigned)fd >> SWRAP_FD_CHUNK_BITS], memory_order_relaxed);
-	struct swrap_sock *last = detach_locked(&chunk[fd & (SWRAP_FD_CHUNK - 1)]);
-	swrap_table_unlock();
-	if (last != NULL)
-		finish(last);
+	struct swrap_sock last;
+	if (swrap_table_detach(fd, &last))
+		swrap_sock_finished(&last);
 }
 
 unsigned swrap_sock_count(void)

@@ -1,0 +1,206 @@
+/*
+ * dgram.c - UDP over Unix datagram sockets: destinations by name, implicit
+ * bind on the first send, broadcast to every interface, emulated source
+ * addresses and IP_PKTINFO / IPV6_PKTINFO on receive.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "swrap.h"
+
+/* Largest UDP payload: 65535 - IP header - UDP header. */
+#define UDP4_MAX 65507
+#define UDP6_MAX 65527
+
+static size_t iov_total(const struct msghdr *msg)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < (size_t)msg->msg_iovlen; i++)
+		total += msg->msg_iov[i].iov_len;
+	return total;
+}
+
+/* Send to one name; a datagram nobody receives is lost, not an error. */
+static ssize_t send_named(int fd, const struct msghdr *msg, int flags, const char *path,
+			  size_t total, bool *unreachable)
+{
+	*unreachable = false;
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	strcpy(un.sun_path, path);
+	struct msghdr m = *msg;
+	m.msg_name = &un;
+	m.msg_namelen = sizeof(un);
+	ssize_t n = SWRAP_LIBC(sendmsg)(fd, &m, flags);
+	if (n < 0 && (errno == ENOENT || errno == ECONNREFUSED || errno == EPERM)) {
+		*unreachable = errno != EPERM;
+		return (ssize_t)total; /* no receiver, or one connected elsewhere */
+	}
+	return n;
+}
+
+static ssize_t send_broadcast(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+			      const struct msghdr *msg, int flags, unsigned port, size_t total)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+	SWRAP_LIBC(getsockopt)(fd, SOL_SOCKET, SO_BROADCAST, &on, &len);
+	if (!on) {
+		errno = EACCES; /* as Linux, without SO_BROADCAST */
+		return -1;
+	}
+	/* Every socket bound to the port, on any interface, gets a copy. */
+	for (unsigned iface = SWRAP_IFACE_MIN; iface <= SWRAP_IFACE_MAX; iface++) {
+		char path[SWRAP_SUN_PATH_SIZE];
+		if (swrap_sock_path(path, s, cfg, AF_INET, iface, port) != 0)
+			return -1;
+		bool unreachable;
+		if (send_named(fd, msg, flags | MSG_DONTWAIT, path, total, &unreachable) < 0 &&
+		    errno != EAGAIN)
+			return -1;
+	}
+	return (ssize_t)total;
+}
+
+ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *msg, int flags)
+{
+	unsigned sflags = atomic_load(&s->flags);
+	if (msg->msg_name == NULL && !(sflags & SWRAP_SOCK_CONNECTED)) {
+		errno = EDESTADDRREQ;
+		return -1;
+	}
+	if (msg->msg_name == NULL && !(sflags & SWRAP_SOCK_DETACHED)) {
+		ssize_t n = SWRAP_LIBC(sendmsg)(fd, msg, flags);
+		if (n >= 0 || errno != ECONNREFUSED)
+			return n;
+		/* The peer's socket is gone: report it once, as ICMP would, and
+		 * send by name from now on, which reaches a restarted peer. */
+		struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+		SWRAP_LIBC(connect)(fd, &unspec, sizeof(unspec));
+		atomic_fetch_or(&s->flags, SWRAP_SOCK_DETACHED);
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	const struct swrap_config *cfg = s->cfg;
+	if (cfg == NULL && (cfg = swrap_config_for_wrapped()) == NULL)
+		return -1;
+
+	union swrap_sockaddr dest;
+	if (msg->msg_name != NULL) {
+		if (swrap_addr_in(s, msg->msg_name, msg->msg_namelen, &dest) != 0)
+			return -1;
+	} else {
+		dest = s->peer;
+	}
+	size_t total = iov_total(msg);
+	if (total > (s->family == AF_INET ? UDP4_MAX : UDP6_MAX)) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	unsigned iface = 0;
+	bool mapped4;
+	enum swrap_addr_kind kind = swrap_addr_classify(cfg->ipv4_net, &dest, &iface, &mapped4);
+	if (kind == SWRAP_ADDR_FOREIGN || (mapped4 && kind != SWRAP_ADDR_IFACE) ||
+	    (mapped4 && swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_V6ONLY))) {
+		errno = ENETUNREACH;
+		return -1;
+	}
+	if (kind == SWRAP_ADDR_ANY)
+		iface = cfg->default_iface; /* 0.0.0.0 is this host */
+	int name_family = mapped4 || (kind == SWRAP_ADDR_BROADCAST) ? AF_INET : s->family;
+	if (!(sflags & SWRAP_SOCK_BOUND)) {
+		s->name_family = (int16_t)name_family;
+		if (swrap_implicit_bind(fd, s, cfg, true) != 0) {
+			s->name_family = s->family;
+			return -1;
+		}
+	}
+	unsigned port = swrap_addr_port(&dest);
+	ssize_t n;
+	bool unreachable = false;
+	if (kind == SWRAP_ADDR_BROADCAST) {
+		n = send_broadcast(fd, s, cfg, msg, flags, port, total);
+	} else {
+		char path[SWRAP_SUN_PATH_SIZE];
+		if (swrap_sock_path(path, s, cfg, name_family, iface, port) != 0)
+			return -1;
+		n = send_named(fd, msg, flags, path, total, &unreachable);
+		if (kind == SWRAP_ADDR_ANY) /* the packet goes to this host's address */
+			swrap_addr_make(cfg->ipv4_net, name_family, iface, port, &dest);
+	}
+	if (n >= 0 && s->trace != NULL)
+		swrap_trace_udp_sent(s, &dest, msg->msg_iov, msg->msg_iovlen, (size_t)n,
+				     unreachable);
+	return n;
+}
+
+/* Append the destination of a received datagram as IP_PKTINFO or
+ * IPV6_PKTINFO, if the socket asked for it; MSG_CTRUNC if there is no room. */
+static void add_pktinfo(struct swrap_sock *s, struct msghdr *msg, size_t capacity,
+			bool from_ipv4)
+{
+	const struct swrap_config *cfg = s->cfg;
+	bool v4 = s->family == AF_INET;
+	bool want = v4 ? swrap_sockopt_on(s, IPPROTO_IP, IP_PKTINFO)
+		       : swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_RECVPKTINFO);
+	if (!want || cfg == NULL)
+		return;
+	size_t used = CMSG_ALIGN((size_t)msg->msg_controllen);
+	size_t data_len = v4 ? sizeof(struct in_pktinfo) : sizeof(struct in6_pktinfo);
+	if (msg->msg_control == NULL || used + CMSG_SPACE(data_len) > capacity) {
+		msg->msg_flags |= MSG_CTRUNC;
+		return;
+	}
+	struct cmsghdr *c = (struct cmsghdr *)((char *)msg->msg_control + used);
+	memset(c, 0, CMSG_SPACE(data_len));
+	c->cmsg_len = CMSG_LEN(data_len);
+	union swrap_sockaddr here;
+	if (v4) {
+		swrap_addr_make(cfg->ipv4_net, AF_INET, s->iface, 0, &here);
+		struct in_pktinfo pi = {.ipi_ifindex = 1};
+		pi.ipi_spec_dst = here.in.sin_addr;
+		pi.ipi_addr = here.in.sin_addr;
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	} else {
+		if (from_ipv4)
+			swrap_addr_make_mapped(cfg->ipv4_net, s->iface, 0, &here);
+		else
+			swrap_addr_make(cfg->ipv4_net, AF_INET6, s->iface, 0, &here);
+		struct in6_pktinfo pi = {.ipi6_ifindex = 1};
+		pi.ipi6_addr = here.in6.sin6_addr;
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	}
+	msg->msg_controllen = used + CMSG_SPACE(data_len);
+}
+
+ssize_t swrap_dgram_recvmsg(int fd, struct swrap_sock *s, struct msghdr *msg, int flags)
+{
+	struct sockaddr_un un;
+	memset(&un, 0, sizeof(un));
+	void *name = msg->msg_name;
+	socklen_t namelen = msg->msg_namelen;
+	size_t capacity = msg->msg_controllen;
+	msg->msg_name = &un;
+	msg->msg_namelen = sizeof(un);
+	ssize_t n = SWRAP_LIBC(recvmsg)(fd, msg, flags);
+	int err = errno;
+	socklen_t unlen = msg->msg_namelen;
+	msg->msg_name = name;
+	msg->msg_namelen = namelen;
+	if (n < 0) {
+		errno = err;
+		return n;
+	}
+	const struct swrap_config *cfg = s->cfg != NULL ? s->cfg : swrap_config_last();
+	union swrap_sockaddr from;
+	swrap_peer_from_unix(cfg, s->family, &un, unlen, &from);
+	if (name != NULL)
+		swrap_addr_copy_out(&from, swrap_addr_len(s->family), name, &msg->msg_namelen);
+	bool from_ipv4 = from.sa.sa_family == AF_INET ||
+			 IN6_IS_ADDR_V4MAPPED(&from.in6.sin6_addr);
+	add_pktinfo(s, msg, capacity, from_ipv4);
+	return n;
+}
