@@ -6,9 +6,21 @@
 
 #include "swrap.h"
 
-void swrap_peer_from_unix(const struct swrap_config *cfg, int family, const struct sockaddr_un *un,
-			  socklen_t unlen, union swrap_sockaddr *out)
+/* A broadcast's sender name: the name and a tag as the last characters of an
+ * abstract address (see dgram.c); the tags are not hex digits, so no plain
+ * name ends in one. */
+static bool broadcast_tag(const char *name, size_t len, char *tag)
 {
+	if (len < SWRAP_NAME_LEN + 1 || (name[len - 1] != 'L' && name[len - 1] != 'N'))
+		return false;
+	*tag = name[len - 1];
+	return true;
+}
+
+void swrap_peer_from_unix(const struct swrap_config *cfg, int family, const struct sockaddr_un *un,
+			  socklen_t unlen, union swrap_sockaddr *out, char *bcast)
+{
+	char tag = 0;
 	char type;
 	unsigned iface, port;
 	size_t path_len = unlen > offsetof(struct sockaddr_un, sun_path)
@@ -17,8 +29,19 @@ void swrap_peer_from_unix(const struct swrap_config *cfg, int family, const stru
 	char path[SWRAP_SUN_PATH_SIZE + 1];
 	if (path_len > SWRAP_SUN_PATH_SIZE)
 		path_len = SWRAP_SUN_PATH_SIZE;
-	memcpy(path, un->sun_path, path_len);
+	const char *name = un->sun_path;
+	if (path_len > 0 && name[0] == '\0') { /* abstract: a client of ours */
+		name++;
+		path_len--;
+		if (broadcast_tag(name, path_len, &tag)) {
+			name += path_len - 1 - SWRAP_NAME_LEN;
+			path_len = SWRAP_NAME_LEN;
+		}
+	}
+	memcpy(path, name, path_len);
 	path[path_len] = '\0';
+	if (bcast != NULL)
+		*bcast = tag;
 	if (path_len == 0 || path[0] == '\0' || swrap_name_parse(path, &type, &iface, &port) != 0) {
 		/* Not one of ours (an unwrapped program using the file directly). */
 		memset(out, 0, sizeof(*out));
@@ -46,7 +69,7 @@ static int wrap_accepted(const struct swrap_config *cfg, struct swrap_sock *list
 	c->cfg = cfg;
 	c->trace = swrap_pcap_for(cfg);
 	memcpy(c->opts, listener->opts, sizeof(c->opts)); /* inherited, as in TCP */
-	swrap_peer_from_unix(cfg, c->family, un, unlen, &c->peer);
+	swrap_peer_from_unix(cfg, c->family, un, unlen, &c->peer, NULL);
 	bool mapped = c->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&c->peer.in6.sin6_addr);
 	if (mapped)
 		swrap_addr_make_mapped(cfg->ipv4_net, c->iface, c->port, &c->local);

@@ -71,7 +71,7 @@ unreachable:
 }
 
 int swrap_implicit_bind(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
-			bool wildcard)
+			bool wildcard, bool abstract)
 {
 	if (wildcard) {
 		/* Like a UDP send from an unbound socket: 0.0.0.0:port. */
@@ -82,7 +82,8 @@ int swrap_implicit_bind(int fd, struct swrap_sock *s, const struct swrap_config 
 		swrap_addr_make_mapped(cfg->ipv4_net, cfg->default_iface, 0, &s->local);
 	else
 		swrap_addr_make(cfg->ipv4_net, s->family, cfg->default_iface, 0, &s->local);
-	if (swrap_bind_file(fd, s, cfg, cfg->default_iface, 0) == 0)
+	if ((abstract ? swrap_bind_abstract(fd, s, cfg, cfg->default_iface)
+		      : swrap_bind_file(fd, s, cfg, cfg->default_iface, 0)) == 0)
 		return 0;
 	int err = errno;
 	atomic_fetch_and(&s->flags, ~(unsigned)SWRAP_SOCK_WILDCARD);
@@ -217,7 +218,7 @@ static int connect_stream(int fd, struct swrap_sock *s, const struct swrap_confi
 
 SWRAP_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_sock_checked(fd, false);
 	if (s == NULL)
 		return SWRAP_LIBC(connect)(fd, addr, len);
 	const struct swrap_config *cfg = swrap_config_for_wrapped();
@@ -232,7 +233,16 @@ SWRAP_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 		return -1;
 	if (!(atomic_load(&s->flags) & SWRAP_SOCK_BOUND)) {
 		s->name_family = (int16_t)d.name_family;
-		if (swrap_implicit_bind(fd, s, cfg, false) != 0) {
+		bool abstract = false;
+		if (s->type == SOCK_STREAM) {
+			/* A client of our own listener (or of nobody) needs no file. */
+			char path[SWRAP_SUN_PATH_SIZE];
+			bool exists;
+			abstract = swrap_sock_path(path, s, cfg, d.name_family, d.iface,
+						   swrap_addr_port(&a)) == 0 &&
+				   (swrap_listener_is_ours(path, &exists) || !exists);
+		}
+		if (swrap_implicit_bind(fd, s, cfg, false, abstract) != 0) {
 			s->name_family = s->family;
 			return -1;
 		}

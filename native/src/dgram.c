@@ -4,7 +4,9 @@
  * addresses and IP_PKTINFO / IPV6_PKTINFO on receive.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "swrap.h"
 
@@ -38,8 +40,37 @@ static ssize_t send_named(int fd, const struct msghdr *msg, int flags, const cha
 	return n;
 }
 
+/* A broadcast goes out of a second, short-lived socket whose abstract name
+ * is the sender's own name plus a tag: 'L' for 255.255.255.255, 'N' for
+ * the network's broadcast address.  Receivers of ours read the sender's
+ * address and the broadcast destination (IP_PKTINFO) from it; it is used
+ * only towards sockets of ours (marked files), as cwrap could not parse it. */
+static int tagged_sender(const struct swrap_sock *s, const struct swrap_config *cfg, char tag)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	size_t dir_len = strlen(cfg->dir);
+	if (1 + dir_len + SWRAP_NAME_LEN + 1 > sizeof(un.sun_path))
+		return -1;
+	memcpy(un.sun_path + 1, cfg->dir, dir_len);
+	swrap_name_format(un.sun_path + 1 + dir_len, swrap_type_char(s->name_family, s->type),
+			  s->iface, s->port);
+	un.sun_path[1 + dir_len + SWRAP_NAME_LEN] = tag;
+	int fd = SWRAP_LIBC(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + dir_len +
+				    SWRAP_NAME_LEN + 1);
+	if (SWRAP_LIBC(bind)(fd, (const struct sockaddr *)&un, len) != 0) {
+		/* Another thread is broadcasting from this socket: go untagged. */
+		SWRAP_LIBC(close)(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static ssize_t send_broadcast(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
-			      const struct msghdr *msg, int flags, unsigned port, size_t total)
+			      const struct msghdr *msg, int flags, const union swrap_sockaddr *dest,
+			      size_t total)
 {
 	int on = 0;
 	socklen_t len = sizeof(on);
@@ -48,17 +79,37 @@ static ssize_t send_broadcast(int fd, struct swrap_sock *s, const struct swrap_c
 		errno = EACCES; /* as Linux, without SO_BROADCAST */
 		return -1;
 	}
+	bool limited = dest->sa.sa_family == AF_INET
+			       ? dest->in.sin_addr.s_addr == htonl(INADDR_BROADCAST)
+			       : dest->in6.sin6_addr.s6_addr32[3] == htonl(INADDR_BROADCAST);
+	int tagged = tagged_sender(s, cfg, limited ? 'L' : 'N');
+	unsigned port = swrap_addr_port(dest);
+	ssize_t ret = (ssize_t)total;
 	/* Every socket bound to the port, on any interface, gets a copy. */
 	for (unsigned iface = SWRAP_IFACE_MIN; iface <= SWRAP_IFACE_MAX; iface++) {
 		char path[SWRAP_SUN_PATH_SIZE];
-		if (swrap_sock_path(path, s, cfg, AF_INET, iface, port) != 0)
-			return -1;
+		if (swrap_sock_path(path, s, cfg, AF_INET, iface, port) != 0) {
+			ret = -1;
+			break;
+		}
+		bool exists;
+		bool ours = swrap_listener_is_ours(path, &exists);
+		if (!exists)
+			continue;
 		bool unreachable;
-		if (send_named(fd, msg, flags | MSG_DONTWAIT, path, total, &unreachable) < 0 &&
-		    errno != EAGAIN)
-			return -1;
+		int from = ours && tagged >= 0 ? tagged : fd;
+		if (send_named(from, msg, flags | MSG_DONTWAIT, path, total, &unreachable) < 0 &&
+		    errno != EAGAIN) {
+			ret = -1;
+			break;
+		}
 	}
-	return (ssize_t)total;
+	if (tagged >= 0) {
+		int err = errno;
+		SWRAP_LIBC(close)(tagged);
+		errno = err;
+	}
+	return ret;
 }
 
 ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *msg, int flags)
@@ -109,7 +160,7 @@ ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *m
 	int name_family = mapped4 || (kind == SWRAP_ADDR_BROADCAST) ? AF_INET : s->family;
 	if (!(sflags & SWRAP_SOCK_BOUND)) {
 		s->name_family = (int16_t)name_family;
-		if (swrap_implicit_bind(fd, s, cfg, true) != 0) {
+		if (swrap_implicit_bind(fd, s, cfg, true, false) != 0) {
 			s->name_family = s->family;
 			return -1;
 		}
@@ -118,7 +169,7 @@ ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *m
 	ssize_t n;
 	bool unreachable = false;
 	if (kind == SWRAP_ADDR_BROADCAST) {
-		n = send_broadcast(fd, s, cfg, msg, flags, port, total);
+		n = send_broadcast(fd, s, cfg, msg, flags, &dest, total);
 	} else {
 		char path[SWRAP_SUN_PATH_SIZE];
 		if (swrap_sock_path(path, s, cfg, name_family, iface, port) != 0)
@@ -133,47 +184,61 @@ ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *m
 	return n;
 }
 
-/* Append the destination of a received datagram as IP_PKTINFO or
- * IPV6_PKTINFO, if the socket asked for it; MSG_CTRUNC if there is no room. */
-static void add_pktinfo(struct swrap_sock *s, struct msghdr *msg, size_t capacity,
-			bool from_ipv4)
+/* Append one control message; MSG_CTRUNC if there is no room. */
+static void add_cmsg(struct msghdr *msg, size_t capacity, int level, int type, const void *data,
+		     size_t len)
 {
-	const struct swrap_config *cfg = s->cfg;
-	bool v4 = s->family == AF_INET;
-	bool want = v4 ? swrap_sockopt_on(s, IPPROTO_IP, IP_PKTINFO)
-		       : swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_RECVPKTINFO);
-	if (!want || cfg == NULL)
-		return;
 	size_t used = CMSG_ALIGN((size_t)msg->msg_controllen);
-	size_t data_len = v4 ? sizeof(struct in_pktinfo) : sizeof(struct in6_pktinfo);
-	if (msg->msg_control == NULL || used + CMSG_SPACE(data_len) > capacity) {
+	if (msg->msg_control == NULL || used + CMSG_SPACE(len) > capacity) {
 		msg->msg_flags |= MSG_CTRUNC;
 		return;
 	}
 	struct cmsghdr *c = (struct cmsghdr *)((char *)msg->msg_control + used);
-	memset(c, 0, CMSG_SPACE(data_len));
-	c->cmsg_len = CMSG_LEN(data_len);
+	memset(c, 0, CMSG_SPACE(len));
+	c->cmsg_len = CMSG_LEN(len);
+	c->cmsg_level = level;
+	c->cmsg_type = type;
+	memcpy(CMSG_DATA(c), data, len);
+	msg->msg_controllen = used + CMSG_SPACE(len);
+}
+
+/* The destination of a received datagram as IP_PKTINFO and/or IPV6_PKTINFO,
+ * as far as the socket asked for them (Linux gives an IPv6 socket both for
+ * IPv4 traffic). */
+static void add_pktinfo(struct swrap_sock *s, struct msghdr *msg, size_t capacity,
+			bool from_ipv4, char bcast)
+{
+	const struct swrap_config *cfg = s->cfg;
+	if (cfg == NULL)
+		return;
+	bool want4 = (s->family == AF_INET || from_ipv4) &&
+		     swrap_sockopt_on(s, IPPROTO_IP, IP_PKTINFO);
+	bool want6 = s->family == AF_INET6 && swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_RECVPKTINFO);
 	union swrap_sockaddr here;
-	if (v4) {
+	if (want4) {
 		swrap_addr_make(cfg->ipv4_net, AF_INET, s->iface, 0, &here);
 		struct in_pktinfo pi = {.ipi_ifindex = 1};
 		pi.ipi_spec_dst = here.in.sin_addr;
 		pi.ipi_addr = here.in.sin_addr;
-		c->cmsg_level = IPPROTO_IP;
-		c->cmsg_type = IP_PKTINFO;
-		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-	} else {
+		if (bcast != 0) /* the destination was a broadcast address */
+			pi.ipi_addr.s_addr = htonl(bcast == 'L' ? INADDR_BROADCAST
+					     : cfg->ipv4_net == SWRAP_NET_TEN ? SWRAP_BCAST_TEN
+									     : SWRAP_BCAST_LOOPBACK);
+		add_cmsg(msg, capacity, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+	}
+	if (want6) {
 		if (from_ipv4)
 			swrap_addr_make_mapped(cfg->ipv4_net, s->iface, 0, &here);
 		else
 			swrap_addr_make(cfg->ipv4_net, AF_INET6, s->iface, 0, &here);
 		struct in6_pktinfo pi = {.ipi6_ifindex = 1};
 		pi.ipi6_addr = here.in6.sin6_addr;
-		c->cmsg_level = IPPROTO_IPV6;
-		c->cmsg_type = IPV6_PKTINFO;
-		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		if (bcast != 0)
+			pi.ipi6_addr.s6_addr32[3] = htonl(bcast == 'L' ? INADDR_BROADCAST
+						  : cfg->ipv4_net == SWRAP_NET_TEN ? SWRAP_BCAST_TEN
+										  : SWRAP_BCAST_LOOPBACK);
+		add_cmsg(msg, capacity, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof(pi));
 	}
-	msg->msg_controllen = used + CMSG_SPACE(data_len);
 }
 
 ssize_t swrap_dgram_recvmsg(int fd, struct swrap_sock *s, struct msghdr *msg, int flags)
@@ -196,11 +261,12 @@ ssize_t swrap_dgram_recvmsg(int fd, struct swrap_sock *s, struct msghdr *msg, in
 	}
 	const struct swrap_config *cfg = s->cfg != NULL ? s->cfg : swrap_config_last();
 	union swrap_sockaddr from;
-	swrap_peer_from_unix(cfg, s->family, &un, unlen, &from);
+	char bcast;
+	swrap_peer_from_unix(cfg, s->family, &un, unlen, &from, &bcast);
 	if (name != NULL)
 		swrap_addr_copy_out(&from, swrap_addr_len(s->family), name, &msg->msg_namelen);
 	bool from_ipv4 = from.sa.sa_family == AF_INET ||
 			 IN6_IS_ADDR_V4MAPPED(&from.in6.sin6_addr);
-	add_pktinfo(s, msg, capacity, from_ipv4);
+	add_pktinfo(s, msg, capacity, from_ipv4, bcast);
 	return n;
 }

@@ -58,7 +58,7 @@ static int after_dup(int oldfd, int newfd)
 SWRAP_EXPORT int dup(int fd)
 {
 	int nfd = SWRAP_LIBC(dup)(fd);
-	if (nfd < 0 || swrap_table_get(fd) == NULL)
+	if (nfd < 0)
 		return nfd;
 	return after_dup(fd, nfd);
 }
@@ -82,7 +82,7 @@ SWRAP_EXPORT int dup3(int oldfd, int newfd, int flags)
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
 	int ret = real(fd, cmd, arg);
-	if (ret >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && swrap_table_get(fd) != NULL)
+	if (ret >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
 		return after_dup(fd, ret);
 	return ret;
 }

@@ -239,11 +239,21 @@ static int unix_name(int fd, bool peer, char *path)
 	memset(&un, 0, sizeof(un));
 	int ret = peer ? SWRAP_LIBC(getpeername)(fd, (struct sockaddr *)&un, &len)
 		       : SWRAP_LIBC(getsockname)(fd, (struct sockaddr *)&un, &len);
-	if (ret != 0 || len <= offsetof(struct sockaddr_un, sun_path) || un.sun_path[0] == '\0')
+	size_t n = len > offsetof(struct sockaddr_un, sun_path)
+			   ? len - offsetof(struct sockaddr_un, sun_path)
+			   : 0;
+	if (ret != 0 || n == 0)
 		return -1;
-	memcpy(path, un.sun_path, sizeof(un.sun_path));
-	path[sizeof(un.sun_path)] = '\0';
-	return 0;
+	const char *name = un.sun_path;
+	if (name[0] == '\0') { /* abstract: a client of ours */
+		name++;
+		n--;
+	}
+	if (n > sizeof(un.sun_path))
+		n = sizeof(un.sun_path);
+	memcpy(path, name, n);
+	path[n] = '\0';
+	return path[0] != '\0' ? 0 : -1;
 }
 
 /* Is path a socket name directly in our directory? */

@@ -5,9 +5,11 @@
  * number comes back from any of these, the stale identity is dropped first,
  * so a file, pipe or eventfd never answers as an emulated socket.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -150,4 +152,63 @@ SWRAP_EXPORT int inotify_init(void)
 SWRAP_EXPORT int inotify_init1(int flags)
 {
 	return swrap_fresh_fd(SWRAP_LIBC(inotify_init1)(flags));
+}
+
+/* _FORTIFY_SOURCE's open: the mode-less form, checked by libc. */
+int __open_2(const char *path, int flags);
+SWRAP_EXPORT int __open_2(const char *path, int flags)
+{
+	return swrap_fresh_fd(SWRAP_LIBC(__open_2)(path, flags));
+}
+
+int __open64_2(const char *path, int flags);
+SWRAP_EXPORT int __open64_2(const char *path, int flags)
+{
+	return swrap_fresh_fd(SWRAP_LIBC(__open64_2)(path, flags));
+}
+
+int __openat_2(int dirfd, const char *path, int flags);
+SWRAP_EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+	return swrap_fresh_fd(SWRAP_LIBC(__openat_2)(dirfd, path, flags));
+}
+
+int __openat64_2(int dirfd, const char *path, int flags);
+SWRAP_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+	return swrap_fresh_fd(SWRAP_LIBC(__openat64_2)(dirfd, path, flags));
+}
+
+int creat64(const char *path, mode_t mode);
+SWRAP_EXPORT int creat64(const char *path, mode_t mode)
+{
+	return swrap_fresh_fd(SWRAP_LIBC(creat64)(path, mode));
+}
+
+SWRAP_EXPORT int mkstemp(char *template)
+{
+	return swrap_fresh_fd(SWRAP_LIBC(mkstemp)(template));
+}
+
+SWRAP_EXPORT int mkostemp(char *template, int flags)
+{
+	return swrap_fresh_fd(SWRAP_LIBC(mkostemp)(template, flags));
+}
+
+SWRAP_EXPORT FILE *tmpfile(void)
+{
+	return fresh_file(SWRAP_LIBC(tmpfile)());
+}
+
+SWRAP_EXPORT FILE *popen(const char *command, const char *type)
+{
+	return fresh_file(SWRAP_LIBC(popen)(command, type));
+}
+
+SWRAP_EXPORT DIR *opendir(const char *name)
+{
+	DIR *d = SWRAP_LIBC(opendir)(name);
+	if (d != NULL)
+		swrap_fresh_fd(dirfd(d));
+	return d;
 }

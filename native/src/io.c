@@ -75,7 +75,14 @@ SWRAP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 		return SWRAP_LIBC(write)(fd, buf, len);
 	if (!needs_dgram_path(s))
 		return sent_buf(s, SWRAP_LIBC(write)(fd, buf, len), buf);
-	return dgram_send_buf(fd, s, buf, len, 0, NULL, 0);
+	ssize_t n = dgram_send_buf(fd, s, buf, len, 0, NULL, 0);
+	if (n < 0 && errno == ENOTSOCK) {
+		/* Stale: the number now names a file or pipe, opened where we
+		 * could not see it. */
+		swrap_table_drop(fd);
+		return SWRAP_LIBC(write)(fd, buf, len);
+	}
+	return n;
 }
 
 SWRAP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
@@ -100,7 +107,12 @@ SWRAP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 	if (!needs_dgram_path(s))
 		return sent(s, SWRAP_LIBC(writev)(fd, iov, iovcnt), iov, (size_t)iovcnt);
 	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-	return swrap_dgram_sendmsg(fd, s, &msg, 0);
+	ssize_t n = swrap_dgram_sendmsg(fd, s, &msg, 0);
+	if (n < 0 && errno == ENOTSOCK) { /* stale, as in write() */
+		swrap_table_drop(fd);
+		return SWRAP_LIBC(writev)(fd, iov, iovcnt);
+	}
+	return n;
 }
 
 SWRAP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
@@ -280,7 +292,7 @@ SWRAP_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen
 
 SWRAP_EXPORT int shutdown(int fd, int how)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_sock_checked(fd, false);
 	int ret = SWRAP_LIBC(shutdown)(fd, how);
 	if (ret == 0 && s != NULL && s->type == SOCK_STREAM && how != SHUT_RD &&
 	    (atomic_load(&s->flags) & SWRAP_SOCK_CONNECTED))

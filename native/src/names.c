@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -22,6 +23,21 @@ static int bind_path(int fd, const char *path)
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
 	strcpy(un.sun_path, path);
 	return SWRAP_LIBC(bind)(fd, (const struct sockaddr *)&un, sizeof(un));
+}
+
+/* The abstract-namespace form of a name: "\0" + path.  Used by clients of
+ * our own listeners: no file to create and remove per connection. */
+static int bind_abstract(int fd, const char *path)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	if (len + 1 > sizeof(un.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(un.sun_path + 1, path, len);
+	return SWRAP_LIBC(bind)(fd, (const struct sockaddr *)&un,
+				(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len));
 }
 
 int swrap_sock_path(char *out, const struct swrap_sock *s, const struct swrap_config *cfg,
@@ -160,16 +176,21 @@ static int link_or_reclaim(const char *dir, const char *from, const char *to)
 	return reclaim(dir, to, -1, from);
 }
 
+enum bind_how { BIND_FILE, BIND_RECLAIMING, BIND_ABSTRACT };
+
 /* Try iface:port; with dual stack, both names or neither. */
 static int try_bind(int fd, const struct swrap_sock *s, const struct swrap_config *cfg,
-		    unsigned iface, unsigned port, bool reclaiming)
+		    unsigned iface, unsigned port, enum bind_how how)
 {
 	char path[SWRAP_SUN_PATH_SIZE];
 	char v4[SWRAP_SUN_PATH_SIZE];
 	bool dual = atomic_load(&s->flags) & SWRAP_SOCK_DUAL;
+	bool reclaiming = how == BIND_RECLAIMING;
 	if (swrap_sock_path(path, s, cfg, s->name_family, iface, port) != 0 ||
 	    (dual && swrap_sock_path(v4, s, cfg, AF_INET, iface, port) != 0))
 		return -1;
+	if (how == BIND_ABSTRACT)
+		return bind_abstract(fd, path);
 	/* A Unix socket binds once: make sure of the IPv4 name first. */
 	if (dual && access(v4, F_OK) == 0 && (!reclaiming || swrap_path_is_live(v4))) {
 		errno = EADDRINUSE;
@@ -196,11 +217,11 @@ static unsigned ephemeral_start(void)
 	return seed + atomic_fetch_add_explicit(&ephemeral_cursor, 1, memory_order_relaxed);
 }
 
-int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
-		    unsigned iface, unsigned port)
+static int bind_name(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+		     unsigned iface, unsigned port, bool abstract)
 {
 	if (port != 0) {
-		if (try_bind(fd, s, cfg, iface, port, true) != 0)
+		if (try_bind(fd, s, cfg, iface, port, BIND_RECLAIMING) != 0)
 			return -1;
 	} else {
 		const unsigned range = SWRAP_EPHEMERAL_LAST - SWRAP_EPHEMERAL_FIRST + 1;
@@ -208,7 +229,7 @@ int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg
 		unsigned i;
 		for (i = 0; i < range; i++) {
 			port = SWRAP_EPHEMERAL_FIRST + (start + i) % range;
-			if (try_bind(fd, s, cfg, iface, port, false) == 0)
+			if (try_bind(fd, s, cfg, iface, port, abstract ? BIND_ABSTRACT : BIND_FILE) == 0)
 				break;
 			if (errno != EADDRINUSE)
 				return -1;
@@ -223,11 +244,44 @@ int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg
 	s->cfg = cfg;
 	s->owner_pid = getpid();
 	swrap_addr_set_port(&s->local, port);
-	atomic_fetch_or(&s->flags, SWRAP_SOCK_BOUND | SWRAP_SOCK_OWNS_FILE);
-	swrap_log(SWRAP_LOG_DEBUG, "fd %d bound to %c%02X%04X%s", fd,
+	atomic_fetch_or(&s->flags, SWRAP_SOCK_BOUND | (abstract ? 0 : SWRAP_SOCK_OWNS_FILE));
+	swrap_log(SWRAP_LOG_DEBUG, "fd %d bound to %s%c%02X%04X%s", fd, abstract ? "@" : "",
 		  swrap_type_char(s->name_family, s->type), iface, port,
 		  (atomic_load(&s->flags) & SWRAP_SOCK_DUAL) ? " (and its IPv4 name)" : "");
 	return 0;
+}
+
+int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+		    unsigned iface, unsigned port)
+{
+	return bind_name(fd, s, cfg, iface, port, false);
+}
+
+int swrap_bind_abstract(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+			unsigned iface)
+{
+	return bind_name(fd, s, cfg, iface, 0, true);
+}
+
+/* Listeners and UDP servers of ours carry the sticky bit (meaningless on a
+ * socket file, and never set by cwrap): it tells our peers that they may
+ * use abstract names (clients, tagged broadcasts), which our accept() and
+ * recvfrom() understand and cwrap's do not. */
+void swrap_mark_ours(const struct swrap_sock *s)
+{
+	char path[SWRAP_SUN_PATH_SIZE];
+	struct stat st;
+	if (s->cfg == NULL || swrap_sock_path(path, s, s->cfg, s->name_family, s->iface, s->port) != 0 ||
+	    stat(path, &st) != 0)
+		return;
+	chmod(path, (st.st_mode & 07777) | S_ISVTX);
+}
+
+bool swrap_listener_is_ours(const char *path, bool *exists)
+{
+	struct stat st;
+	*exists = stat(path, &st) == 0;
+	return *exists && S_ISSOCK(st.st_mode) && (st.st_mode & S_ISVTX);
 }
 
 void swrap_unlink_files(const struct swrap_sock *s)

@@ -97,7 +97,7 @@ SWRAP_EXPORT int socket(int domain, int type, int protocol)
 
 SWRAP_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_sock_checked(fd, false);
 	if (s == NULL)
 		return SWRAP_LIBC(bind)(fd, addr, len);
 	const struct swrap_config *cfg = swrap_config_for_wrapped();
@@ -150,12 +150,14 @@ SWRAP_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 		errno = err;
 		return -1;
 	}
+	if (s->type == SOCK_DGRAM && swrap_addr_port(&a) != 0)
+		swrap_mark_ours(s); /* a UDP server: may receive tagged broadcasts */
 	return 0;
 }
 
 SWRAP_EXPORT int listen(int fd, int backlog)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_sock_checked(fd, false);
 	if (s == NULL)
 		return SWRAP_LIBC(listen)(fd, backlog);
 	if (s->type != SOCK_STREAM) {
@@ -178,7 +180,8 @@ SWRAP_EXPORT int listen(int fd, int backlog)
 	}
 	if (SWRAP_LIBC(listen)(fd, backlog) != 0)
 		return -1;
-	atomic_fetch_or(&s->flags, SWRAP_SOCK_LISTENING);
+	if (!(atomic_fetch_or(&s->flags, SWRAP_SOCK_LISTENING) & SWRAP_SOCK_LISTENING))
+		swrap_mark_ours(s);
 	return 0;
 }
 
@@ -219,7 +222,7 @@ SWRAP_EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 int bindresvport(int fd, struct sockaddr_in *sin);
 SWRAP_EXPORT int bindresvport(int fd, struct sockaddr_in *sin)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_sock_checked(fd, false);
 	if (s == NULL)
 		return SWRAP_LIBC(bindresvport)(fd, sin);
 	struct sockaddr_in a = {.sin_family = AF_INET};

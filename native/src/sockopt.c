@@ -190,7 +190,7 @@ SWRAP_EXPORT int getsockopt(int fd, int level, int name, void *optval, socklen_t
 
 SWRAP_EXPORT int setsockopt(int fd, int level, int name, const void *optval, socklen_t optlen)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
+	struct swrap_sock *s = swrap_sock_checked(fd, false);
 	if (s == NULL || (level == SOL_SOCKET && name != SO_REUSEPORT))
 		return SWRAP_LIBC(setsockopt)(fd, level, name, optval, optlen);
 	const struct known_opt *k = find_known(s, level, name);

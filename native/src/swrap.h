@@ -165,7 +165,7 @@ struct swrap_sock {
 	uint32_t peer_seq;       /* trace: next sequence number we expect */
 	atomic_uint trace_state; /* trace: SWRAP_TRACE_* */
 	uint32_t fork_gen;       /* swrap_fork_gen when created: older ones may be shared */
-	uint64_t ino;            /* st_ino of the Unix socket, once passed */
+	uint64_t ino;            /* st_ino of the Unix socket, once a control call saw it */
 	union swrap_sockaddr local;
 	union swrap_sockaddr peer;
 	struct swrap_sockopt opts[SWRAP_SOCKOPT_SLOTS];
@@ -236,6 +236,12 @@ unsigned swrap_sock_count(void);
  * fills s->iface, s->port, s->cfg and s->local's port.  -1 with errno. */
 int swrap_bind_file(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
 		    unsigned iface, unsigned port);
+/* Bind to an ephemeral port by an abstract name (clients of our listeners). */
+int swrap_bind_abstract(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
+			unsigned iface);
+/* Mark a listening socket's file as ours / ask whether a file is. */
+void swrap_mark_ours(const struct swrap_sock *s);
+bool swrap_listener_is_ours(const char *path, bool *exists);
 /* Remove the names s holds (called when its last fd closes, by its binder). */
 void swrap_unlink_files(const struct swrap_sock *s);
 /* Path of the file of iface:port for a socket of s's type in name family fam. */
@@ -257,13 +263,15 @@ int swrap_addr_in(const struct swrap_sock *s, const struct sockaddr *sa, socklen
 ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *msg, int flags);
 ssize_t swrap_dgram_recvmsg(int fd, struct swrap_sock *s, struct msghdr *msg, int flags);
 /* The emulated address of the sender behind a Unix address, as a socket of
- * `family` sees it; zeros with port 0 for an unnamed sender. */
+ * `family` sees it; zeros with port 0 for an unnamed sender.  *bcast (if
+ * not NULL) is 'L' or 'N' for a broadcast (limited / network), else 0. */
 void swrap_peer_from_unix(const struct swrap_config *cfg, int family, const struct sockaddr_un *un,
-			  socklen_t unlen, union swrap_sockaddr *out);
+			  socklen_t unlen, union swrap_sockaddr *out, char *bcast);
 /* Bind an unbound socket to an ephemeral port on the default interface;
- * its address reads as 0.0.0.0:port if wildcard, else the concrete one. */
+ * its address reads as 0.0.0.0:port if wildcard, else the concrete one;
+ * abstract: by an abstract name instead of a file. */
 int swrap_implicit_bind(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
-			bool wildcard);
+			bool wildcard, bool abstract);
 /* Value of an emulated option, or the initial value; false if unknown. */
 bool swrap_sockopt_on(struct swrap_sock *s, int level, int name);
 
@@ -294,11 +302,14 @@ void swrap_fdpass_incoming(const struct msghdr *msg);
 /* An fd we know nothing about: if it is a Unix socket of our directory
  * (inherited, passed), rebuild its identity; NULL otherwise. */
 struct swrap_sock *swrap_adopt(int fd);
-/* For control calls: the socket behind fd, adopting an inherited one. */
+/* For control calls: the socket behind fd, checked against the kernel (an
+ * fd closed behind our back and reused by libc internally, by opendir or
+ * mkstemp say, loses its stale identity here), adopting an inherited
+ * socket when `adopt`. */
+struct swrap_sock *swrap_sock_checked(int fd, bool adopt);
 static inline struct swrap_sock *swrap_table_get_or_adopt(int fd)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
-	return s != NULL ? s : swrap_adopt(fd);
+	return swrap_sock_checked(fd, true);
 }
 /* s was passed and its last fd here is closed: remove its record if the
  * socket is gone everywhere. */

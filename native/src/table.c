@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "swrap.h"
@@ -190,4 +191,25 @@ unsigned swrap_sock_count(void)
 	unsigned n = live_sockets;
 	swrap_table_unlock();
 	return n;
+}
+
+struct swrap_sock *swrap_sock_checked(int fd, bool adopt)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s != NULL) {
+		struct stat st;
+		int saved = errno;
+		if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+		    (s->ino != 0 && s->ino != (uint64_t)st.st_ino)) {
+			swrap_log(SWRAP_LOG_DEBUG, "fd %d is no longer the socket we knew", fd);
+			swrap_table_drop(fd);
+			s = NULL;
+		} else if (s->ino == 0) {
+			s->ino = (uint64_t)st.st_ino; /* first sight: remember it */
+		}
+		errno = saved;
+	}
+	if (s == NULL && adopt)
+		s = swrap_adopt(fd);
+	return s;
 }
