@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "swrap.h"
 
@@ -179,6 +180,17 @@ static int connect_stream(int fd, struct swrap_sock *s, const struct swrap_confi
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
 	if (swrap_sock_path(un.sun_path, s, cfg, d->name_family, d->iface, swrap_addr_port(a)) != 0)
 		return -1;
+	/* With a trace, the handshake is recorded before the real connect, so
+	 * that nothing the server sends can precede it in the file. */
+	union swrap_sockaddr local_before = s->local;
+	bool recorded = false;
+	struct stat st;
+	if (s->trace != NULL && stat(un.sun_path, &st) == 0) {
+		set_peer(cfg, s, d, a);
+		concrete_local(cfg, s);
+		swrap_trace_tcp_established(s, true);
+		recorded = true;
+	}
 	int ret = SWRAP_LIBC(connect)(fd, (const struct sockaddr *)&un, sizeof(un));
 	int err = errno;
 	if (ret != 0) {
@@ -188,9 +200,13 @@ static int connect_stream(int fd, struct swrap_sock *s, const struct swrap_confi
 			union swrap_sockaddr dst;
 			set_peer(cfg, s, d, a);
 			dst = s->peer;
+			if (recorded) /* the listener went away in between */
+				swrap_trace_tcp_peer_reset(s);
+			else
+				swrap_trace_tcp_refused(s, &dst);
 			memset(&s->peer, 0, sizeof(s->peer));
 			s->peer.sa.sa_family = (sa_family_t)s->family;
-			swrap_trace_tcp_refused(s, &dst);
+			s->local = local_before;
 		}
 		if (err == ECONNREFUSED && is_nonblocking(fd)) {
 			/* Loopback TCP reports the refusal through SO_ERROR. */
@@ -204,7 +220,8 @@ static int connect_stream(int fd, struct swrap_sock *s, const struct swrap_confi
 	}
 	set_peer(cfg, s, d, a);
 	concrete_local(cfg, s);
-	swrap_trace_tcp_established(s, true);
+	if (!recorded)
+		swrap_trace_tcp_established(s, true);
 	atomic_fetch_or(&s->flags, SWRAP_SOCK_CONNECTED);
 	swrap_log(SWRAP_LOG_DEBUG, "fd %d connected to %s", fd, un.sun_path);
 	if (is_nonblocking(fd)) {

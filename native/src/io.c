@@ -21,16 +21,33 @@ static inline bool needs_dgram_path(const struct swrap_sock *s)
 	return (f & (SWRAP_SOCK_CONNECTED | SWRAP_SOCK_DETACHED)) != SWRAP_SOCK_CONNECTED;
 }
 
-/* Record n bytes sent straight through the Unix socket. */
+/* Sends straight through the Unix socket, recorded with a trace: TCP data
+ * before the kernel takes it (see pcap.c), UDP after. */
+static inline void sending(struct swrap_sock *s, const struct iovec *iov, size_t iovcnt)
+{
+	if (s->trace != NULL && s->type == SOCK_STREAM) {
+		size_t len = 0;
+		for (size_t i = 0; i < iovcnt; i++)
+			len += iov[i].iov_len;
+		swrap_trace_tcp_sending(s, iov, iovcnt, len);
+	}
+}
+
 static ssize_t sent(struct swrap_sock *s, ssize_t n, const struct iovec *iov, size_t iovcnt)
 {
 	if (n <= 0 || s->trace == NULL)
 		return n;
 	if (s->type == SOCK_STREAM)
-		swrap_trace_tcp_sent(s, iov, iovcnt, (size_t)n);
+		swrap_trace_tcp_sent(s, n);
 	else
 		swrap_trace_udp_sent(s, &s->peer, iov, iovcnt, (size_t)n, false);
 	return n;
+}
+
+static inline void sending_buf(struct swrap_sock *s, const void *buf, size_t len)
+{
+	struct iovec v = {.iov_base = (void *)buf, .iov_len = len};
+	sending(s, &v, 1);
 }
 
 static ssize_t sent_buf(struct swrap_sock *s, ssize_t n, const void *buf)
@@ -73,8 +90,10 @@ SWRAP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(write)(fd, buf, len);
-	if (!needs_dgram_path(s))
+	if (!needs_dgram_path(s)) {
+		sending_buf(s, buf, len);
 		return sent_buf(s, SWRAP_LIBC(write)(fd, buf, len), buf);
+	}
 	ssize_t n = dgram_send_buf(fd, s, buf, len, 0, NULL, 0);
 	if (n < 0 && errno == ENOTSOCK) {
 		/* Stale: the number now names a file or pipe, opened where we
@@ -90,8 +109,10 @@ SWRAP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(send)(fd, buf, len, flags);
-	if (!needs_dgram_path(s))
+	if (!needs_dgram_path(s)) {
+		sending_buf(s, buf, len);
 		return sent_buf(s, SWRAP_LIBC(send)(fd, buf, len, flags), buf);
+	}
 	return dgram_send_buf(fd, s, buf, len, flags, NULL, 0);
 }
 
@@ -104,8 +125,10 @@ SWRAP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 		errno = EINVAL;
 		return -1;
 	}
-	if (!needs_dgram_path(s))
+	if (!needs_dgram_path(s)) {
+		sending(s, iov, (size_t)iovcnt);
 		return sent(s, SWRAP_LIBC(writev)(fd, iov, iovcnt), iov, (size_t)iovcnt);
+	}
 	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
 	ssize_t n = swrap_dgram_sendmsg(fd, s, &msg, 0);
 	if (n < 0 && errno == ENOTSOCK) { /* stale, as in write() */
@@ -121,9 +144,11 @@ SWRAP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(sendto)(fd, buf, len, flags, addr, addrlen);
-	if (s->type == SOCK_STREAM || (SWRAP_SA(addr) == NULL && !needs_dgram_path(s)))
+	if (s->type == SOCK_STREAM || (SWRAP_SA(addr) == NULL && !needs_dgram_path(s))) {
 		/* TCP ignores the address */
+		sending_buf(s, buf, len);
 		return sent_buf(s, SWRAP_LIBC(send)(fd, buf, len, flags), buf);
+	}
 	return dgram_send_buf(fd, s, buf, len, flags, SWRAP_SA(addr), addrlen);
 }
 
@@ -138,6 +163,7 @@ SWRAP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 		struct msghdr plain = *msg;
 		plain.msg_name = NULL;
 		plain.msg_namelen = 0;
+		sending(s, msg->msg_iov, msg->msg_iovlen);
 		return sent(s, SWRAP_LIBC(sendmsg)(fd, &plain, flags), msg->msg_iov,
 			    msg->msg_iovlen);
 	}
@@ -293,9 +319,9 @@ SWRAP_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen
 SWRAP_EXPORT int shutdown(int fd, int how)
 {
 	struct swrap_sock *s = swrap_sock_checked(fd, false);
-	int ret = SWRAP_LIBC(shutdown)(fd, how);
-	if (ret == 0 && s != NULL && s->type == SOCK_STREAM && how != SHUT_RD &&
+	/* The FIN is recorded first, like data, so the peer's view follows it. */
+	if (s != NULL && s->type == SOCK_STREAM && (how == SHUT_WR || how == SHUT_RDWR) &&
 	    (atomic_load(&s->flags) & SWRAP_SOCK_CONNECTED))
 		swrap_trace_tcp_closed(s, fd, false);
-	return ret;
+	return SWRAP_LIBC(shutdown)(fd, how);
 }

@@ -468,14 +468,37 @@ void swrap_trace_tcp_refused(struct swrap_sock *s, const union swrap_sockaddr *d
 	flush(&b);
 }
 
-void swrap_trace_tcp_sent(struct swrap_sock *s, const struct iovec *iov, size_t iovcnt, size_t n)
+/* Skip n payload bytes. */
+static void skip(struct cursor *c, size_t n)
 {
-	if (s->trace == NULL || n == 0)
+	while (n > 0 && c->index < c->iovcnt) {
+		size_t left = c->iov[c->index].iov_len - c->offset;
+		size_t step = left < n ? left : n;
+		c->offset += step;
+		n -= step;
+		if (c->offset == c->iov[c->index].iov_len) {
+			c->index++;
+			c->offset = 0;
+		}
+	}
+}
+
+/*
+ * Data is recorded before it is handed to the kernel, so that the
+ * receiver's ACK (recorded when it reads) can never come first in the file.
+ * A send that takes less than offered leaves the rest recorded ahead; the
+ * program's retry offers those bytes again, and they are not recorded twice.
+ */
+void swrap_trace_tcp_sending(struct swrap_sock *s, const struct iovec *iov, size_t iovcnt,
+			     size_t len)
+{
+	if (s->trace == NULL || len <= s->ahead)
 		return;
 	struct tcp_ends e;
 	tcp_ends(s, &e);
 	unsigned mtu = s->cfg != NULL ? s->cfg->mtu : SWRAP_MTU_DEFAULT;
 	size_t mss = mtu - (e.me.v6 ? SWRAP_PCAP_IPV6_OVERHEAD : SWRAP_PCAP_IPV4_OVERHEAD);
+	size_t n = len - s->ahead;
 	/* Several threads may send on one socket: each call takes its range. */
 	uint32_t seq = __atomic_fetch_add(&s->my_seq, (uint32_t)n, __ATOMIC_RELAXED);
 	struct batch b;
@@ -483,13 +506,37 @@ void swrap_trace_tcp_sent(struct swrap_sock *s, const struct iovec *iov, size_t 
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	struct cursor c = {.iov = iov, .iovcnt = iovcnt};
+	skip(&c, s->ahead);
 	for (size_t done = 0; done < n;) {
-		size_t len = n - done < mss ? n - done : mss;
-		uint8_t flags = SWRAP_TCP_ACK | (done + len == n ? SWRAP_TCP_PSH : 0);
-		add_tcp(&b, &tv, &e.me, &e.peer, seq + (uint32_t)done, s->peer_seq, flags, &c, len,
+		size_t seg = n - done < mss ? n - done : mss;
+		uint8_t flags = SWRAP_TCP_ACK | (done + seg == n ? SWRAP_TCP_PSH : 0);
+		add_tcp(&b, &tv, &e.me, &e.peer, seq + (uint32_t)done, s->peer_seq, flags, &c, seg,
 			e.tos, e.ttl);
-		done += len;
+		done += seg;
 	}
+	flush(&b);
+	s->ahead = (uint32_t)len;
+}
+
+void swrap_trace_tcp_sent(struct swrap_sock *s, ssize_t n)
+{
+	if (s->trace == NULL || n <= 0)
+		return;
+	s->ahead = (size_t)n >= s->ahead ? 0 : s->ahead - (uint32_t)n;
+}
+
+void swrap_trace_tcp_peer_reset(struct swrap_sock *s)
+{
+	if (s->trace == NULL)
+		return;
+	struct tcp_ends e;
+	tcp_ends(s, &e);
+	struct batch b;
+	start_batch(&b, s->trace);
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	add_tcp(&b, &tv, &e.peer, &e.me, s->peer_seq, s->my_seq, SWRAP_TCP_RST | SWRAP_TCP_ACK, NULL,
+		0, 0, SWRAP_PCAP_TTL);
 	flush(&b);
 }
 

@@ -72,9 +72,10 @@ static struct swrap_sockopt *slot_for(struct swrap_sock *s, int level, int name,
 	struct swrap_sockopt *free_slot = NULL;
 	for (int i = 0; i < SWRAP_SOCKOPT_SLOTS; i++) {
 		struct swrap_sockopt *o = &s->opts[i];
-		if (o->level == level && o->name == name && o->level != 0)
+		/* A free slot has name 0 (IPPROTO_IP is level 0; no option we keep is 0). */
+		if (o->level == level && o->name == name && o->name != 0)
 			return o;
-		if (o->level == 0 && free_slot == NULL)
+		if (o->name == 0 && free_slot == NULL)
 			free_slot = o;
 	}
 	if (!create || free_slot == NULL)

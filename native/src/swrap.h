@@ -142,8 +142,8 @@ enum {
 #define SWRAP_SOCKOPT_SLOTS 10
 
 struct swrap_sockopt {
-	int16_t level;  /* 0 = free slot */
-	int16_t name;
+	int16_t level;
+	int16_t name;   /* 0 = free slot */
 	int32_t value;
 };
 
@@ -163,6 +163,7 @@ struct swrap_sock {
 	struct swrap_pcap *trace; /* where this socket's packets are recorded, or NULL */
 	uint32_t my_seq;         /* trace: next sequence number we send */
 	uint32_t peer_seq;       /* trace: next sequence number we expect */
+	uint32_t ahead;          /* trace: bytes recorded but not yet taken by the kernel */
 	atomic_uint trace_state; /* trace: SWRAP_TRACE_* */
 	uint32_t fork_gen;       /* swrap_fork_gen when created: older ones may be shared */
 	uint64_t ino;            /* st_ino of the Unix socket, once a control call saw it */
@@ -285,8 +286,12 @@ struct swrap_pcap *swrap_pcap_for(const struct swrap_config *cfg);
  * records the handshake. */
 void swrap_trace_tcp_established(struct swrap_sock *s, bool connecting);
 void swrap_trace_tcp_refused(struct swrap_sock *s, const union swrap_sockaddr *dst);
-void swrap_trace_tcp_sent(struct swrap_sock *s, const struct iovec *iov, size_t iovcnt,
-			  size_t n);
+/* Around a send of len bytes: record before, account after (n as returned). */
+void swrap_trace_tcp_sending(struct swrap_sock *s, const struct iovec *iov, size_t iovcnt,
+			     size_t len);
+void swrap_trace_tcp_sent(struct swrap_sock *s, ssize_t n);
+/* The peer answered our recorded handshake with a reset (it went away). */
+void swrap_trace_tcp_peer_reset(struct swrap_sock *s);
 /* n > 0 bytes read, or n == 0 for the end of stream. */
 void swrap_trace_tcp_received(struct swrap_sock *s, size_t n);
 void swrap_trace_tcp_closed(struct swrap_sock *s, int fd, bool reset);
