@@ -374,8 +374,8 @@ def prefork_main(argv: Sequence[str]) -> int:
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.bind((host, port))
     ls.listen(128)
-    pairs = []
-    pids = []
+    pairs: list[tuple[socket.socket, int]] = []
+    pids: list[int] = []
     for w in range(nworkers):
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
@@ -653,10 +653,10 @@ def tcp_stream_problems(path: str | os.PathLike[str]) -> tuple[int, list[str]]:
         if len(syns) != 1:
             problems.append(f"{where}: {len(syns)} SYNs")
             continue
-        isn = syns[0][1].seq
+        isn = int(syns[0][1].seq)
 
         def rel(t: Any, isn: int = isn) -> int:
-            return (t.seq - isn) & 0xFFFFFFFF
+            return (int(t.seq) - isn) & 0xFFFFFFFF
 
         def span(t: Any) -> int:
             return len(t.data) + bool(t.flags & syn_flag) + bool(t.flags & fin_flag)

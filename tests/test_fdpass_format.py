@@ -202,11 +202,11 @@ def _addr_of(info: Any) -> fdpass.SockAddr:
 
 def _sent_segments(pcap: Path, src: tuple[str, int], dst: tuple[str, int]) -> int:
     """Next sequence number after the last segment src sent to dst in the trace."""
-    nxt = None
+    nxt: int | None = None
     for _, key, tcp in tcp_segments(pcap):
         if key == (*src, *dst):
             span = len(tcp.data) + bool(tcp.flags & (dpkt.tcp.TH_SYN | dpkt.tcp.TH_FIN))
-            nxt = (tcp.seq + span) & 0xFFFFFFFF
+            nxt = (int(tcp.seq) + span) & 0xFFFFFFFF
     assert nxt is not None, f"no segment {src} -> {dst} in the trace"
     return nxt
 

@@ -70,6 +70,10 @@ static int wrap_accepted(const struct swrap_config *cfg, struct swrap_sock *list
 	c->trace = swrap_pcap_for(cfg);
 	memcpy(c->opts, listener->opts, sizeof(c->opts)); /* inherited, as in TCP */
 	swrap_peer_from_unix(cfg, c->family, un, unlen, &c->peer, NULL);
+	unsigned peer_iface = 0;
+	bool mapped4;
+	if (swrap_addr_classify(cfg->ipv4_net, &c->peer, &peer_iface, &mapped4) == SWRAP_ADDR_IFACE)
+		c->peer_iface = (uint8_t)peer_iface;
 	bool mapped = c->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&c->peer.in6.sin6_addr);
 	if (mapped)
 		swrap_addr_make_mapped(cfg->ipv4_net, c->iface, c->port, &c->local);
@@ -97,6 +101,7 @@ static int accept_common(int fd, struct swrap_sock *s, struct sockaddr *addr,
 		       : SWRAP_LIBC(accept)(fd, (struct sockaddr *)&un, &unlen);
 	if (nfd < 0)
 		return -1;
+	swrap_sockopt_inherit(fd, s, nfd);
 	if (wrap_accepted(cfg, s, nfd, &un, unlen) != 0) {
 		int err = errno;
 		SWRAP_LIBC(close)(nfd);

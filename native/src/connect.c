@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "swrap.h"
@@ -15,6 +16,37 @@ static bool is_nonblocking(int fd)
 
 static const unsigned udp_peer_flags =
 	SWRAP_SOCK_CONNECTED | SWRAP_SOCK_DETACHED | SWRAP_SOCK_BCAST_PEER;
+
+/* A port the connect took gives way with the disconnect, as in Linux: the
+ * Unix socket cannot unbind, so a fresh one takes its place under fd. */
+static void release_implicit_port(int fd, struct swrap_sock *s)
+{
+	int fresh = SWRAP_LIBC(socket)(AF_UNIX, SOCK_DGRAM, 0);
+	if (fresh < 0)
+		return;
+	int fl = SWRAP_LIBC(fcntl)(fd, F_GETFL);
+	int fdfl = SWRAP_LIBC(fcntl)(fd, F_GETFD);
+	int on = 0;
+	socklen_t len = sizeof(on);
+	SWRAP_LIBC(getsockopt)(fd, SOL_SOCKET, SO_BROADCAST, &on, &len);
+	if (SWRAP_LIBC(dup3)(fresh, fd, (fdfl >= 0 && (fdfl & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+		SWRAP_LIBC(close)(fresh);
+		return;
+	}
+	SWRAP_LIBC(close)(fresh);
+	if (fl >= 0)
+		SWRAP_LIBC(fcntl)(fd, F_SETFL, fl);
+	if (on)
+		SWRAP_LIBC(setsockopt)(fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof(on));
+	if ((atomic_load(&s->flags) & SWRAP_SOCK_OWNS_FILE) && s->owner_pid == getpid())
+		swrap_unlink_files(s);
+	atomic_fetch_and(&s->flags, ~(unsigned)(SWRAP_SOCK_BOUND | SWRAP_SOCK_OWNS_FILE |
+						 SWRAP_SOCK_WILDCARD | SWRAP_SOCK_IMPLICIT));
+	memset(&s->local, 0, sizeof(s->local));
+	s->local.sa.sa_family = (sa_family_t)s->family;
+	s->name_family = s->family;
+	s->ino = 0;
+}
 
 /* connect(AF_UNSPEC): a UDP socket forgets its peer. */
 static int disconnect(int fd, struct swrap_sock *s)
@@ -29,6 +61,8 @@ static int disconnect(int fd, struct swrap_sock *s)
 	atomic_fetch_and(&s->flags, ~udp_peer_flags);
 	memset(&s->peer, 0, sizeof(s->peer));
 	s->peer.sa.sa_family = (sa_family_t)s->family;
+	if (atomic_load(&s->flags) & SWRAP_SOCK_IMPLICIT)
+		release_implicit_port(fd, s);
 	return 0;
 }
 
@@ -84,8 +118,10 @@ int swrap_implicit_bind(int fd, struct swrap_sock *s, const struct swrap_config 
 	else
 		swrap_addr_make(cfg->ipv4_net, s->family, cfg->default_iface, 0, &s->local);
 	if ((abstract ? swrap_bind_abstract(fd, s, cfg, cfg->default_iface)
-		      : swrap_bind_file(fd, s, cfg, cfg->default_iface, 0)) == 0)
+		      : swrap_bind_file(fd, s, cfg, cfg->default_iface, 0)) == 0) {
+		atomic_fetch_or(&s->flags, SWRAP_SOCK_IMPLICIT);
 		return 0;
+	}
 	int err = errno;
 	atomic_fetch_and(&s->flags, ~(unsigned)SWRAP_SOCK_WILDCARD);
 	memset(&s->local, 0, sizeof(s->local));

@@ -112,6 +112,20 @@ static ssize_t send_broadcast(int fd, struct swrap_sock *s, const struct swrap_c
 	return ret;
 }
 
+ssize_t swrap_dgram_connected_result(int fd, struct swrap_sock *s, ssize_t n, size_t len)
+{
+	if (n >= 0 || errno != ECONNREFUSED)
+		return n;
+	/* The peer's socket is gone.  As with UDP this send succeeds and the
+	 * next call reports ECONNREFUSED; sends go by name from now on, which
+	 * reaches a restarted peer. */
+	struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+	SWRAP_LIBC(connect)(fd, &unspec, sizeof(unspec));
+	atomic_fetch_or(&s->flags, SWRAP_SOCK_DETACHED);
+	s->pending_error = ECONNREFUSED;
+	return (ssize_t)len;
+}
+
 ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *msg, int flags)
 {
 	unsigned sflags = atomic_load(&s->flags);
@@ -119,18 +133,9 @@ ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *m
 		errno = EDESTADDRREQ;
 		return -1;
 	}
-	if (msg->msg_name == NULL && !(sflags & SWRAP_SOCK_DETACHED)) {
-		ssize_t n = SWRAP_LIBC(sendmsg)(fd, msg, flags);
-		if (n >= 0 || errno != ECONNREFUSED)
-			return n;
-		/* The peer's socket is gone: report it once, as ICMP would, and
-		 * send by name from now on, which reaches a restarted peer. */
-		struct sockaddr unspec = {.sa_family = AF_UNSPEC};
-		SWRAP_LIBC(connect)(fd, &unspec, sizeof(unspec));
-		atomic_fetch_or(&s->flags, SWRAP_SOCK_DETACHED);
-		errno = ECONNREFUSED;
-		return -1;
-	}
+	if (msg->msg_name == NULL && !(sflags & SWRAP_SOCK_DETACHED))
+		return swrap_dgram_connected_result(fd, s, SWRAP_LIBC(sendmsg)(fd, msg, flags),
+						    iov_total(msg));
 	const struct swrap_config *cfg = s->cfg;
 	if (cfg == NULL && (cfg = swrap_config_for_wrapped()) == NULL)
 		return -1;
@@ -150,8 +155,10 @@ ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *m
 	unsigned iface = 0;
 	bool mapped4;
 	enum swrap_addr_kind kind = swrap_addr_classify(cfg->ipv4_net, &dest, &iface, &mapped4);
+	bool v6_bound = (sflags & SWRAP_SOCK_BOUND) && s->name_family == AF_INET6 &&
+			!(sflags & SWRAP_SOCK_DUAL); /* has an IPv6 source only */
 	if (kind == SWRAP_ADDR_FOREIGN || (mapped4 && kind != SWRAP_ADDR_IFACE) ||
-	    (mapped4 && swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_V6ONLY))) {
+	    (mapped4 && (v6_bound || swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_V6ONLY)))) {
 		errno = ENETUNREACH;
 		return -1;
 	}
@@ -175,6 +182,8 @@ ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *m
 		if (swrap_sock_path(path, s, cfg, name_family, iface, port) != 0)
 			return -1;
 		n = send_named(fd, msg, flags, path, total, &unreachable);
+		if (unreachable && msg->msg_name == NULL)
+			s->pending_error = ECONNREFUSED; /* ICMP to a connected socket */
 		if (kind == SWRAP_ADDR_ANY) /* the packet goes to this host's address */
 			swrap_addr_make(cfg->ipv4_net, name_family, iface, port, &dest);
 	}

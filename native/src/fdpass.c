@@ -81,6 +81,8 @@ static bool decode(const struct swrap_fdpass_record *r, uint64_t ino, struct swr
 	return true;
 }
 
+static void collect_garbage(const struct swrap_config *cfg);
+
 /* ---- sending */
 
 static void write_record(const struct swrap_config *cfg, int fd, struct swrap_sock *s)
@@ -106,6 +108,7 @@ static void write_record(const struct swrap_config *cfg, int fd, struct swrap_so
 	}
 	s->ino = (uint64_t)st.st_ino;
 	atomic_fetch_or(&s->flags, SWRAP_SOCK_PASSED);
+	collect_garbage(cfg);
 	swrap_log(SWRAP_LOG_DEBUG, "fd %d passed on, identity in %s", fd, path);
 }
 
@@ -189,26 +192,68 @@ void swrap_fdpass_forget(const struct swrap_sock *s)
 	unlink(path);
 }
 
-/* After MSG_CTRUNC the kernel closed the fds that did not fit: remove every
- * record whose socket no longer exists. */
+struct inode_set {
+	uint64_t *ino;
+	size_t n, cap;
+	bool short_of_memory;
+};
+
+static bool collect_inode(uint64_t ino, void *arg)
+{
+	struct inode_set *set = arg;
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 256;
+		uint64_t *grown = realloc(set->ino, cap * sizeof(*grown));
+		if (grown == NULL) {
+			set->short_of_memory = true; /* not the whole picture */
+			return true;
+		}
+		set->ino = grown;
+		set->cap = cap;
+	}
+	set->ino[set->n++] = ino;
+	return false;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Remove every record whose socket no longer exists anywhere: after
+ * MSG_CTRUNC (the kernel closed the fds that did not fit), and at each pass
+ * (sockets that ended in a process without the wrapper). */
 static void collect_garbage(const struct swrap_config *cfg)
 {
 	DIR *d = opendir(cfg->dir);
 	if (d == NULL)
 		return;
+	struct inode_set live = {0};
+	bool listed = false, complete = false;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (strncmp(e->d_name, RECORD_PREFIX, sizeof(RECORD_PREFIX) - 1) != 0)
 			continue;
 		char *end;
 		unsigned long long ino = strtoull(e->d_name + sizeof(RECORD_PREFIX) - 1, &end, 10);
+		if (*end != '\0')
+			continue; /* a record being written (".<pid>" suffix) */
+		if (!listed) {
+			listed = true;
+			complete = each_unix_inode(collect_inode, &live) && !live.short_of_memory;
+			if (live.n > 0)
+				qsort(live.ino, live.n, sizeof(*live.ino), cmp_u64);
+		}
+		uint64_t key = ino;
 		char path[4200];
-		if (*end != '\0' || swrap_inode_is_live(ino) ||
+		if (!complete || bsearch(&key, live.ino, live.n, sizeof(*live.ino), cmp_u64) != NULL ||
 		    record_path(path, sizeof(path), cfg->dir, ino) != 0)
 			continue;
 		unlink(path);
 	}
 	closedir(d);
+	free(live.ino);
 }
 
 /* ---- receiving and adopting */
@@ -225,13 +270,17 @@ static bool read_record(const struct swrap_config *cfg, uint64_t ino, struct swr
 	bool ok = SWRAP_LIBC(read)(in, &r, sizeof(r)) == (ssize_t)sizeof(r);
 	SWRAP_LIBC(close)(in);
 	if (!ok || !decode(&r, ino, s)) {
+		/* It was addressed to this socket and nobody else will read it. */
 		swrap_log(SWRAP_LOG_WARN, "%s: not a record of this version; ignored", path);
+		unlink(path);
 		return false;
 	}
 	unlink(path); /* taken; a later pass writes a new one */
 	return true;
 }
 
+/* The Unix name of fd (or its peer) without the abstract namespace's NUL:
+ * 0 for a file, 1 for an abstract name, -1 for none. */
 static int unix_name(int fd, bool peer, char *path)
 {
 	struct sockaddr_un un;
@@ -245,7 +294,8 @@ static int unix_name(int fd, bool peer, char *path)
 	if (ret != 0 || n == 0)
 		return -1;
 	const char *name = un.sun_path;
-	if (name[0] == '\0') { /* abstract: a client of ours */
+	bool abstract = name[0] == '\0'; /* a client of ours */
+	if (abstract) {
 		name++;
 		n--;
 	}
@@ -253,7 +303,9 @@ static int unix_name(int fd, bool peer, char *path)
 		n = sizeof(un.sun_path);
 	memcpy(path, name, n);
 	path[n] = '\0';
-	return path[0] != '\0' ? 0 : -1;
+	if (path[0] == '\0')
+		return -1;
+	return abstract ? 1 : 0;
 }
 
 /* Is path a socket name directly in our directory? */
@@ -281,7 +333,7 @@ static bool from_names(const struct swrap_config *cfg, int fd, struct swrap_sock
 	char path[SWRAP_SUN_PATH_SIZE + 1];
 	char type;
 	unsigned iface, port;
-	if (unix_name(fd, false, path) != 0 || !in_our_dir(cfg, path, &type, &iface, &port))
+	if (unix_name(fd, false, path) < 0 || !in_our_dir(cfg, path, &type, &iface, &port))
 		return false;
 	int socktype = sockopt_int(fd, SO_TYPE);
 	if (socktype != SOCK_STREAM && socktype != SOCK_DGRAM)
@@ -299,12 +351,16 @@ static bool from_names(const struct swrap_config *cfg, int fd, struct swrap_sock
 	char peer[SWRAP_SUN_PATH_SIZE + 1];
 	char ptype;
 	unsigned piface, pport;
-	if (unix_name(fd, true, peer) == 0 && in_our_dir(cfg, peer, &ptype, &piface, &pport)) {
+	if (unix_name(fd, true, peer) >= 0 && in_our_dir(cfg, peer, &ptype, &piface, &pport)) {
 		swrap_addr_make(cfg->ipv4_net, s->family, piface, pport, &s->peer);
 		s->peer_iface = (uint8_t)piface;
 		flags |= SWRAP_SOCK_CONNECTED;
 	} else {
 		s->peer.sa.sa_family = (sa_family_t)s->family;
+		struct sockaddr_un un;
+		socklen_t len = sizeof(un);
+		if (SWRAP_LIBC(getpeername)(fd, (struct sockaddr *)&un, &len) == 0)
+			flags |= SWRAP_SOCK_CONNECTED; /* to a peer with no name of ours */
 	}
 	atomic_store(&s->flags, flags);
 	return true;
@@ -325,6 +381,13 @@ static struct swrap_sock *adopt_with(const struct swrap_config *cfg, int fd)
 	}
 	s->cfg = cfg;
 	s->trace = swrap_pcap_for(cfg);
+	char own[SWRAP_SUN_PATH_SIZE + 1];
+	if (unix_name(fd, false, own) == 0) {
+		/* Bound to a file: whoever closes the socket last removes it
+		 * (checked then against /proc/net/unix). */
+		s->owner_pid = getpid();
+		atomic_fetch_or(&s->flags, SWRAP_SOCK_OWNS_FILE | SWRAP_SOCK_ADOPTED);
+	}
 	if ((atomic_load(&s->flags) & SWRAP_SOCK_CONNECTED) && s->type == SOCK_STREAM &&
 	    s->my_seq == 0 && s->peer_seq == 0)
 		swrap_trace_tcp_established(s, false); /* no record: sequence from the start */

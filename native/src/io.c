@@ -6,11 +6,20 @@
  * Every call on an fd we do not wrap costs one table lookup.
  */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "swrap.h"
+
+static size_t iov_len(const struct iovec *iov, size_t n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	return total;
+}
 
 /* Does a send on s need dgram.c (no connected Unix peer to write to)? */
 static inline bool needs_dgram_path(const struct swrap_sock *s)
@@ -56,6 +65,74 @@ static ssize_t sent_buf(struct swrap_sock *s, ssize_t n, const void *buf)
 	return sent(s, n, &v, 1);
 }
 
+/* Stream sends go to the Unix socket with MSG_NOSIGNAL: TCP's first send
+ * after the peer closed still succeeds (the peer's RST answers it), where a
+ * Unix socket fails at once; SIGPIPE then comes from here, when TCP would
+ * raise it. */
+static ssize_t broken_pipe(int flags)
+{
+	if (!(flags & MSG_NOSIGNAL))
+		raise(SIGPIPE);
+	errno = EPIPE;
+	return -1;
+}
+
+static ssize_t stream_result(struct swrap_sock *s, ssize_t n, size_t len, int flags)
+{
+	if (n >= 0 || errno != EPIPE)
+		return n;
+	unsigned f = atomic_fetch_or(&s->flags, SWRAP_SOCK_PEER_GONE);
+	if (!(f & (SWRAP_SOCK_PEER_GONE | SWRAP_SOCK_SHUT_WR)))
+		return (ssize_t)len; /* taken, and lost with the connection */
+	return broken_pipe(flags);
+}
+
+static ssize_t stream_send(int fd, struct swrap_sock *s, const void *buf, size_t len, int flags)
+{
+	if (!(atomic_load_explicit(&s->flags, memory_order_relaxed) & SWRAP_SOCK_CONNECTED))
+		return broken_pipe(flags); /* TCP says EPIPE when not connected */
+	sending_buf(s, buf, len);
+	ssize_t n = SWRAP_LIBC(send)(fd, buf, len, flags | MSG_NOSIGNAL);
+	return sent_buf(s, stream_result(s, n, len, flags), buf);
+}
+
+static ssize_t stream_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *msg, int flags)
+{
+	if (!(atomic_load_explicit(&s->flags, memory_order_relaxed) & SWRAP_SOCK_CONNECTED))
+		return broken_pipe(flags);
+	struct msghdr plain = *msg;
+	plain.msg_name = NULL; /* TCP ignores a destination */
+	plain.msg_namelen = 0;
+	sending(s, msg->msg_iov, msg->msg_iovlen);
+	ssize_t n = SWRAP_LIBC(sendmsg)(fd, &plain, flags | MSG_NOSIGNAL);
+	n = stream_result(s, n, iov_len(msg->msg_iov, msg->msg_iovlen), flags);
+	return sent(s, n, msg->msg_iov, msg->msg_iovlen);
+}
+
+/* An error a UDP socket has pending (ICMP port unreachable on a connected
+ * socket) is reported once, by the next call. */
+static inline bool pending(struct swrap_sock *s)
+{
+	if (s->type != SOCK_DGRAM || s->pending_error == 0)
+		return false;
+	errno = s->pending_error;
+	s->pending_error = 0;
+	return true;
+}
+
+/* Can s be read from?  TCP: only once connected (ENOTCONN otherwise, where a
+ * Unix socket says EINVAL); UDP: not while an error is pending. */
+static inline bool unreadable(struct swrap_sock *s)
+{
+	if (s->type == SOCK_STREAM) {
+		if (atomic_load_explicit(&s->flags, memory_order_relaxed) & SWRAP_SOCK_CONNECTED)
+			return false;
+		errno = ENOTCONN;
+		return true;
+	}
+	return pending(s);
+}
+
 /* Record what a stream read took; n == 0 on a non-empty request is EOF. */
 static ssize_t received(struct swrap_sock *s, ssize_t n, size_t asked, int flags)
 {
@@ -64,14 +141,6 @@ static ssize_t received(struct swrap_sock *s, ssize_t n, size_t asked, int flags
 	if (n > 0 || asked > 0)
 		swrap_trace_tcp_received(s, (size_t)n);
 	return n;
-}
-
-static size_t iov_len(const struct iovec *iov, size_t n)
-{
-	size_t total = 0;
-	for (size_t i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	return total;
 }
 
 static ssize_t dgram_send_buf(int fd, struct swrap_sock *s, const void *buf, size_t len,
@@ -90,10 +159,13 @@ SWRAP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(write)(fd, buf, len);
-	if (!needs_dgram_path(s)) {
-		sending_buf(s, buf, len);
-		return sent_buf(s, SWRAP_LIBC(write)(fd, buf, len), buf);
-	}
+	if (s->type == SOCK_STREAM)
+		return stream_send(fd, s, buf, len, 0);
+	if (pending(s))
+		return -1;
+	if (!needs_dgram_path(s))
+		return sent_buf(s, swrap_dgram_connected_result(fd, s, SWRAP_LIBC(write)(fd, buf, len),
+							       len), buf);
 	ssize_t n = dgram_send_buf(fd, s, buf, len, 0, NULL, 0);
 	if (n < 0 && errno == ENOTSOCK) {
 		/* Stale: the number now names a file or pipe, opened where we
@@ -109,10 +181,13 @@ SWRAP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(send)(fd, buf, len, flags);
-	if (!needs_dgram_path(s)) {
-		sending_buf(s, buf, len);
-		return sent_buf(s, SWRAP_LIBC(send)(fd, buf, len, flags), buf);
-	}
+	if (s->type == SOCK_STREAM)
+		return stream_send(fd, s, buf, len, flags);
+	if (pending(s))
+		return -1;
+	if (!needs_dgram_path(s))
+		return sent_buf(s, swrap_dgram_connected_result(
+					   fd, s, SWRAP_LIBC(send)(fd, buf, len, flags), len), buf);
 	return dgram_send_buf(fd, s, buf, len, flags, NULL, 0);
 }
 
@@ -125,11 +200,15 @@ SWRAP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 		errno = EINVAL;
 		return -1;
 	}
-	if (!needs_dgram_path(s)) {
-		sending(s, iov, (size_t)iovcnt);
-		return sent(s, SWRAP_LIBC(writev)(fd, iov, iovcnt), iov, (size_t)iovcnt);
-	}
 	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+	if (s->type == SOCK_STREAM)
+		return stream_sendmsg(fd, s, &msg, 0);
+	if (pending(s))
+		return -1;
+	if (!needs_dgram_path(s))
+		return sent(s, swrap_dgram_connected_result(fd, s, SWRAP_LIBC(writev)(fd, iov, iovcnt),
+							   iov_len(iov, (size_t)iovcnt)),
+			    iov, (size_t)iovcnt);
 	ssize_t n = swrap_dgram_sendmsg(fd, s, &msg, 0);
 	if (n < 0 && errno == ENOTSOCK) { /* stale, as in write() */
 		swrap_table_drop(fd);
@@ -144,11 +223,13 @@ SWRAP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(sendto)(fd, buf, len, flags, addr, addrlen);
-	if (s->type == SOCK_STREAM || (SWRAP_SA(addr) == NULL && !needs_dgram_path(s))) {
-		/* TCP ignores the address */
-		sending_buf(s, buf, len);
-		return sent_buf(s, SWRAP_LIBC(send)(fd, buf, len, flags), buf);
-	}
+	if (s->type == SOCK_STREAM)
+		return stream_send(fd, s, buf, len, flags); /* TCP ignores the address */
+	if (pending(s))
+		return -1;
+	if (SWRAP_SA(addr) == NULL && !needs_dgram_path(s))
+		return sent_buf(s, swrap_dgram_connected_result(
+					   fd, s, SWRAP_LIBC(send)(fd, buf, len, flags), len), buf);
 	return dgram_send_buf(fd, s, buf, len, flags, SWRAP_SA(addr), addrlen);
 }
 
@@ -159,16 +240,15 @@ SWRAP_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL || msg == NULL)
 		return SWRAP_LIBC(sendmsg)(fd, msg, flags);
-	if (s->type == SOCK_STREAM) {
-		struct msghdr plain = *msg;
-		plain.msg_name = NULL;
-		plain.msg_namelen = 0;
-		sending(s, msg->msg_iov, msg->msg_iovlen);
-		return sent(s, SWRAP_LIBC(sendmsg)(fd, &plain, flags), msg->msg_iov,
-			    msg->msg_iovlen);
-	}
+	if (s->type == SOCK_STREAM)
+		return stream_sendmsg(fd, s, msg, flags);
+	if (pending(s))
+		return -1;
 	if (msg->msg_name == NULL && !needs_dgram_path(s))
-		return sent(s, SWRAP_LIBC(sendmsg)(fd, msg, flags), msg->msg_iov, msg->msg_iovlen);
+		return sent(s,
+			    swrap_dgram_connected_result(fd, s, SWRAP_LIBC(sendmsg)(fd, msg, flags),
+							 iov_len(msg->msg_iov, msg->msg_iovlen)),
+			    msg->msg_iov, msg->msg_iovlen);
 	return swrap_dgram_sendmsg(fd, s, msg, flags);
 }
 
@@ -196,6 +276,8 @@ SWRAP_EXPORT ssize_t read(int fd, void *buf, size_t len)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(read)(fd, buf, len);
+	if (unreadable(s))
+		return -1;
 	return received(s, SWRAP_LIBC(read)(fd, buf, len), len, 0);
 }
 
@@ -204,6 +286,8 @@ SWRAP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(recv)(fd, buf, len, flags);
+	if (unreadable(s))
+		return -1;
 	return received(s, SWRAP_LIBC(recv)(fd, buf, len, flags), len, flags);
 }
 
@@ -212,6 +296,8 @@ SWRAP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(readv)(fd, iov, iovcnt);
+	if (unreadable(s))
+		return -1;
 	ssize_t n = SWRAP_LIBC(readv)(fd, iov, iovcnt);
 	return received(s, n, iovcnt > 0 ? iov_len(iov, (size_t)iovcnt) : 0, 0);
 }
@@ -219,8 +305,9 @@ SWRAP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 /* Sockets that arrived with SCM_RIGHTS take up their identity. */
 static ssize_t arrived(ssize_t n, struct msghdr *msg)
 {
-	if (n >= 0 && msg != NULL && msg->msg_control != NULL &&
-	    (msg->msg_controllen > 0 || (msg->msg_flags & MSG_CTRUNC)))
+	if (n >= 0 && msg != NULL &&
+	    ((msg->msg_control != NULL && msg->msg_controllen > 0) ||
+	     (msg->msg_flags & MSG_CTRUNC)))
 		swrap_fdpass_incoming(msg);
 	return n;
 }
@@ -230,6 +317,8 @@ SWRAP_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL || msg == NULL)
 		return arrived(SWRAP_LIBC(recvmsg)(fd, msg, flags), msg);
+	if (unreadable(s))
+		return -1;
 	if (s->type == SOCK_DGRAM)
 		return arrived(swrap_dgram_recvmsg(fd, s, msg, flags), msg);
 	void *name = msg->msg_name;
@@ -248,6 +337,8 @@ SWRAP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKAD
 	struct swrap_sock *s = swrap_table_get(fd);
 	if (s == NULL)
 		return SWRAP_LIBC(recvfrom)(fd, buf, len, flags, addr, addrlen);
+	if (unreadable(s))
+		return -1;
 	if (s->type == SOCK_STREAM || SWRAP_SA(addr) == NULL || addrlen == NULL) {
 		ssize_t n = SWRAP_LIBC(recv)(fd, buf, len, flags);
 		if (n >= 0 && SWRAP_SA(addr) != NULL && addrlen != NULL)
@@ -323,5 +414,8 @@ SWRAP_EXPORT int shutdown(int fd, int how)
 	if (s != NULL && s->type == SOCK_STREAM && (how == SHUT_WR || how == SHUT_RDWR) &&
 	    (atomic_load(&s->flags) & SWRAP_SOCK_CONNECTED))
 		swrap_trace_tcp_closed(s, fd, false);
-	return SWRAP_LIBC(shutdown)(fd, how);
+	int ret = SWRAP_LIBC(shutdown)(fd, how);
+	if (ret == 0 && s != NULL && (how == SHUT_WR || how == SHUT_RDWR))
+		atomic_fetch_or(&s->flags, SWRAP_SOCK_SHUT_WR);
+	return ret;
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -46,27 +47,39 @@ int swrap_sock_path(char *out, const struct swrap_sock *s, const struct swrap_co
 	return swrap_path_format(out, cfg->dir, swrap_type_char(fam, s->type), iface, port);
 }
 
-/* Does the line (a row of /proc/net/unix) name path?  Rows are seven fields,
- * then the path, which runs to the end of the line. */
-static bool row_names(const char *row, size_t len, const char *path, size_t path_len)
+/* A row of /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path".
+ * Does it name path, and does it hold the name (rather than borrow it: an
+ * accepted connection shows its listener's path)?  With `strict`, only
+ * listeners, unconnected bound sockets and datagram sockets hold a name. */
+#define ACCEPTCON 0x10000u
+
+static bool row_holds(const char *row, size_t len, const char *path, size_t path_len, bool strict)
 {
+	const char *field[7];
 	size_t i = 0;
-	for (int field = 0; field < 7; field++) {
+	for (int f = 0; f < 7; f++) {
 		while (i < len && row[i] == ' ')
 			i++;
+		field[f] = row + i;
 		while (i < len && row[i] != ' ')
 			i++;
 	}
 	if (i >= len || row[i] != ' ')
 		return false;
 	i++;
-	return len - i == path_len && memcmp(row + i, path, path_len) == 0;
+	if (len - i != path_len || memcmp(row + i, path, path_len) != 0)
+		return false;
+	if (!strict)
+		return true;
+	unsigned long flags = strtoul(field[3], NULL, 16);
+	unsigned long type = strtoul(field[4], NULL, 16);
+	unsigned long state = strtoul(field[5], NULL, 16);
+	return (flags & ACCEPTCON) || state == 1 /* unconnected */ || type == SOCK_DGRAM;
 }
 
-/* Is some live socket bound to path (per /proc/net/unix)? */
-static bool bound_is_live(const char *path)
+static bool bound_is_live(const char *path, bool strict)
 {
-	int fd = open("/proc/net/unix", O_RDONLY | O_CLOEXEC);
+	int fd = SWRAP_LIBC(open)("/proc/net/unix", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return true; /* cannot tell: keep the name rather than steal it */
 	char buf[16384];
@@ -74,7 +87,7 @@ static bool bound_is_live(const char *path)
 	size_t path_len = strlen(path);
 	bool live = false;
 	for (;;) {
-		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+		ssize_t n = SWRAP_LIBC(read)(fd, buf + have, sizeof(buf) - have);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -84,7 +97,7 @@ static bool bound_is_live(const char *path)
 		for (size_t i = 0; i < have && !live; i++) {
 			if (buf[i] != '\n')
 				continue;
-			live = row_names(buf + start, i - start, path, path_len);
+			live = row_holds(buf + start, i - start, path, path_len, strict);
 			start = i + 1;
 		}
 		if (live)
@@ -94,7 +107,7 @@ static bool bound_is_live(const char *path)
 		memmove(buf, buf + start, have - start);
 		have -= start;
 	}
-	close(fd);
+	SWRAP_LIBC(close)(fd);
 	return live;
 }
 
@@ -107,9 +120,9 @@ static void ipv6_twin(char *twin, const char *path)
 	*type = *type == SWRAP_TYPE_TCP4 ? SWRAP_TYPE_TCP6 : SWRAP_TYPE_UDP6;
 }
 
-bool swrap_path_is_live(const char *path)
+bool swrap_path_is_held(const char *path, bool strict)
 {
-	if (bound_is_live(path))
+	if (bound_is_live(path, strict))
 		return true;
 	/* An IPv4 name may be the second name of a live dual-stack IPv6 socket:
 	 * then it is the same file as the IPv6 name, which the socket is bound to. */
@@ -120,15 +133,21 @@ bool swrap_path_is_live(const char *path)
 	ipv6_twin(twin, path);
 	struct stat a, b;
 	return stat(path, &a) == 0 && stat(twin, &b) == 0 && a.st_ino == b.st_ino &&
-	       a.st_dev == b.st_dev && bound_is_live(twin);
+	       a.st_dev == b.st_dev && bound_is_live(twin, strict);
+}
+
+bool swrap_path_is_live(const char *path)
+{
+	return swrap_path_is_held(path, false);
 }
 
 /* Run op (bind or link) on a name that is taken: if its owner is dead, remove
  * the file and try again, holding a lock on the directory so that two
  * processes doing the same cannot remove each other's fresh socket. */
-static int reclaim(const char *dir, const char *path, int fd, const char *link_from)
+static int reclaim(const char *dir, const char *path, int fd, const char *link_from,
+		   bool strict)
 {
-	if (swrap_path_is_live(path)) {
+	if (swrap_path_is_held(path, strict)) {
 		errno = EADDRINUSE;
 		return -1;
 	}
@@ -139,7 +158,7 @@ static int reclaim(const char *dir, const char *path, int fd, const char *link_f
 	while ((ret = flock(dfd, LOCK_EX)) != 0 && errno == EINTR)
 		;
 	if (ret == 0) {
-		if (swrap_path_is_live(path)) {
+		if (swrap_path_is_held(path, strict)) {
 			errno = EADDRINUSE;
 			ret = -1;
 		} else {
@@ -156,24 +175,26 @@ static int reclaim(const char *dir, const char *path, int fd, const char *link_f
 	return ret;
 }
 
-static int bind_or_reclaim(int fd, const char *dir, const char *path)
+/* Taken names are reclaimed from dead owners.  With SO_REUSEADDR, as in
+ * TCP, connections a closed listener left behind do not hold its port. */
+static int bind_or_reclaim(int fd, const char *dir, const char *path, bool strict)
 {
 	if (bind_path(fd, path) == 0)
 		return 0;
 	if (errno != EADDRINUSE)
 		return -1;
-	return reclaim(dir, path, fd, NULL);
+	return reclaim(dir, path, fd, NULL, strict);
 }
 
 /* The IPv4 name of a dual-stack socket: a hard link to its IPv6 file, so
  * that IPv4 clients connecting to it reach the same socket. */
-static int link_or_reclaim(const char *dir, const char *from, const char *to)
+static int link_or_reclaim(const char *dir, const char *from, const char *to, bool strict)
 {
 	if (link(from, to) == 0)
 		return 0;
 	if (errno != EEXIST)
 		return -1;
-	return reclaim(dir, to, -1, from);
+	return reclaim(dir, to, -1, from, strict);
 }
 
 enum bind_how { BIND_FILE, BIND_RECLAIMING, BIND_ABSTRACT };
@@ -192,14 +213,16 @@ static int try_bind(int fd, const struct swrap_sock *s, const struct swrap_confi
 	if (how == BIND_ABSTRACT)
 		return bind_abstract(fd, path);
 	/* A Unix socket binds once: make sure of the IPv4 name first. */
-	if (dual && access(v4, F_OK) == 0 && (!reclaiming || swrap_path_is_live(v4))) {
+	if (dual && access(v4, F_OK) == 0 &&
+	    (!reclaiming || swrap_path_is_held(v4, swrap_sockopt_reuseaddr(s)))) {
 		errno = EADDRINUSE;
 		return -1;
 	}
-	int ret = reclaiming ? bind_or_reclaim(fd, cfg->dir, path) : bind_path(fd, path);
+	bool strict = swrap_sockopt_reuseaddr(s);
+	int ret = reclaiming ? bind_or_reclaim(fd, cfg->dir, path, strict) : bind_path(fd, path);
 	if (ret != 0 || !dual)
 		return ret;
-	ret = reclaiming ? link_or_reclaim(cfg->dir, path, v4) : link(path, v4);
+	ret = reclaiming ? link_or_reclaim(cfg->dir, path, v4, strict) : link(path, v4);
 	if (ret == 0)
 		return 0;
 	/* Another process took the IPv4 name in between: give the IPv6 name

@@ -7,6 +7,9 @@
  * ENOPROTOOPT as on Linux.
  */
 #include <errno.h>
+#include <linux/sockios.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
 #include <netinet/tcp.h>
 #include <string.h>
 
@@ -115,6 +118,14 @@ static int put_int(int value, void *optval, socklen_t *optlen)
 	return 0;
 }
 
+/* Does an emulated socket have this protocol level at all? */
+static bool level_exists(const struct swrap_sock *s, int level)
+{
+	return level == IPPROTO_IP || (level == IPPROTO_IPV6 && s->family == AF_INET6) ||
+	       (level == IPPROTO_TCP && s->type == SOCK_STREAM) ||
+	       (level == IPPROTO_UDP && s->type == SOCK_DGRAM);
+}
+
 static int put_bytes(const void *data, socklen_t len, void *optval, socklen_t *optlen)
 {
 	if (optval == NULL || optlen == NULL) {
@@ -184,16 +195,61 @@ SWRAP_EXPORT int getsockopt(int fd, int level, int name, void *optval, socklen_t
 	if (level == IPPROTO_TCP && s->type == SOCK_STREAM && name == TCP_CONGESTION)
 		return put_bytes("cubic", 6, optval, optlen);
 	int value;
-	if (swrap_sockopt_get(s, level, name, &value) != 0)
+	if (swrap_sockopt_get(s, level, name, &value) != 0) {
+		if (s->family == AF_INET && !level_exists(s, level))
+			errno = EOPNOTSUPP; /* what IPv4's getsockopt says of other levels */
 		return -1;
+	}
+	if (level == IPPROTO_IP && optlen != NULL && *optlen > 0 && *optlen < sizeof(int) &&
+	    value >= 0 && value <= 255) {
+		unsigned char byte = (unsigned char)value; /* as Linux: one byte if asked */
+		return put_bytes(&byte, 1, optval, optlen);
+	}
 	return put_int(value, optval, optlen);
+}
+
+/* SOL_SOCKET options an accepted TCP socket inherits from its listener (the
+ * kernel copies them; a Unix socket's accept does not). */
+static const int inherited[] = {SO_REUSEADDR, SO_KEEPALIVE, SO_PRIORITY, SO_LINGER,
+				SO_OOBINLINE, SO_RCVBUF, SO_SNDBUF};
+#define N_INHERITED (sizeof(inherited) / sizeof(inherited[0]))
+
+static int inherited_bit(int name)
+{
+	for (size_t i = 0; i < N_INHERITED; i++)
+		if (inherited[i] == name)
+			return (int)i;
+	return -1;
+}
+
+bool swrap_sockopt_reuseaddr(const struct swrap_sock *s)
+{
+	return atomic_load(&s->sol_set) & (1u << inherited_bit(SO_REUSEADDR));
+}
+
+void swrap_sockopt_inherit(int listener_fd, struct swrap_sock *listener, int fd)
+{
+	unsigned set = atomic_load(&listener->sol_set);
+	for (size_t i = 0; set != 0 && i < N_INHERITED; i++) {
+		if (!(set & (1u << i)))
+			continue;
+		char buf[sizeof(struct linger) > sizeof(int) ? sizeof(struct linger) : sizeof(int)];
+		socklen_t len = sizeof(buf);
+		if (SWRAP_LIBC(getsockopt)(listener_fd, SOL_SOCKET, inherited[i], buf, &len) == 0)
+			SWRAP_LIBC(setsockopt)(fd, SOL_SOCKET, inherited[i], buf, len);
+	}
 }
 
 SWRAP_EXPORT int setsockopt(int fd, int level, int name, const void *optval, socklen_t optlen)
 {
 	struct swrap_sock *s = swrap_sock_checked(fd, false);
-	if (s == NULL || (level == SOL_SOCKET && name != SO_REUSEPORT))
-		return SWRAP_LIBC(setsockopt)(fd, level, name, optval, optlen);
+	if (s == NULL || (level == SOL_SOCKET && name != SO_REUSEPORT)) {
+		int ret = SWRAP_LIBC(setsockopt)(fd, level, name, optval, optlen);
+		int bit = s != NULL && ret == 0 ? inherited_bit(name) : -1;
+		if (bit >= 0 && level == SOL_SOCKET)
+			atomic_fetch_or(&s->sol_set, 1u << bit);
+		return ret;
+	}
 	const struct known_opt *k = find_known(s, level, name);
 	if (k == NULL) {
 		errno = ENOPROTOOPT;
@@ -203,12 +259,15 @@ SWRAP_EXPORT int setsockopt(int fd, int level, int name, const void *optval, soc
 		errno = EFAULT;
 		return -1;
 	}
-	if (optlen < sizeof(int)) {
+	int value;
+	if (level == IPPROTO_IP && optlen >= 1 && optlen < sizeof(int)) {
+		value = *(const unsigned char *)optval; /* Linux takes IP options from a byte */
+	} else if (optlen < sizeof(int)) {
 		errno = EINVAL;
 		return -1;
+	} else {
+		memcpy(&value, optval, sizeof(value));
 	}
-	int value;
-	memcpy(&value, optval, sizeof(value));
 	if (k->kind == OPT_BOOL)
 		value = value != 0;
 	swrap_table_lock(); /* slots are shared by the threads using this socket */
@@ -220,5 +279,29 @@ SWRAP_EXPORT int setsockopt(int fd, int level, int name, const void *optval, soc
 		errno = ENOMEM;
 		return -1;
 	}
+	return 0;
+}
+
+/* ioctl: the queue sizes TCP and UDP report.  A Unix socket counts bytes
+ * sent until the receiver reads them; on loopback they leave the send queue
+ * at once, so the output queue reads 0 (and a listener has none). */
+SWRAP_EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	va_start(ap, request);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (s == NULL || (request != SIOCOUTQ && request != SIOCOUTQNSD))
+		return SWRAP_LIBC(ioctl)(fd, request, arg);
+	if (atomic_load(&s->flags) & SWRAP_SOCK_LISTENING) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (arg == NULL) {
+		errno = EFAULT;
+		return -1;
+	}
+	*(int *)arg = 0;
 	return 0;
 }

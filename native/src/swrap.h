@@ -134,6 +134,10 @@ enum {
 	SWRAP_SOCK_IN_PROGRESS = 1u << 8, /* connected, but the program was told EINPROGRESS */
 	SWRAP_SOCK_REFUSED = 1u << 9,     /* a non-blocking connect was refused */
 	SWRAP_SOCK_PASSED = 1u << 10,     /* sent to another process with SCM_RIGHTS */
+	SWRAP_SOCK_PEER_GONE = 1u << 11,  /* TCP: a send found the peer closed */
+	SWRAP_SOCK_SHUT_WR = 1u << 12,    /* TCP: shut down for writing by us */
+	SWRAP_SOCK_IMPLICIT = 1u << 13,   /* bound by a connect or send, not by bind */
+	SWRAP_SOCK_ADOPTED = 1u << 14,    /* inherited or received: others may hold it too */
 };
 #define SWRAP_SOCK_TRAVELS                                                     \
 	(SWRAP_SOCK_BOUND | SWRAP_SOCK_LISTENING | SWRAP_SOCK_CONNECTED |      \
@@ -167,6 +171,7 @@ struct swrap_sock {
 	atomic_uint trace_state; /* trace: SWRAP_TRACE_* */
 	uint32_t fork_gen;       /* swrap_fork_gen when created: older ones may be shared */
 	uint64_t ino;            /* st_ino of the Unix socket, once a control call saw it */
+	atomic_uint sol_set;     /* SOL_SOCKET options set that accepted sockets inherit */
 	union swrap_sockaddr local;
 	union swrap_sockaddr peer;
 	struct swrap_sockopt opts[SWRAP_SOCKOPT_SLOTS];
@@ -223,6 +228,8 @@ void swrap_sock_finished(const struct swrap_sock *last);
 /* Incremented in the parent at each fork: sockets created before a fork may
  * live on in the child, so closing them here does not end them. */
 extern atomic_uint swrap_fork_gen;
+/* May another process still use s after we close it (so closing here does
+ * not end the connection)? */
 static inline bool swrap_sock_shared(const struct swrap_sock *s)
 {
 	return (atomic_load(&s->flags) & SWRAP_SOCK_PASSED) ||
@@ -250,6 +257,9 @@ int swrap_sock_path(char *out, const struct swrap_sock *s, const struct swrap_co
 		    int fam, unsigned iface, unsigned port);
 /* True when some live socket is bound to path (per /proc/net/unix). */
 bool swrap_path_is_live(const char *path);
+/* With strict: only a listener, an unconnected bound socket or a datagram
+ * socket counts, not accepted connections that show their listener's path. */
+bool swrap_path_is_held(const char *path, bool strict);
 
 /* ---- socket.c */
 /* Configuration for a call on an existing emulated socket: NULL with errno
@@ -262,6 +272,8 @@ int swrap_addr_in(const struct swrap_sock *s, const struct sockaddr *sa, socklen
 
 /* ---- dgram.c: UDP over Unix datagram sockets. */
 ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *msg, int flags);
+/* The result of a send on a connected UDP socket's Unix peer (n as returned). */
+ssize_t swrap_dgram_connected_result(int fd, struct swrap_sock *s, ssize_t n, size_t len);
 ssize_t swrap_dgram_recvmsg(int fd, struct swrap_sock *s, struct msghdr *msg, int flags);
 /* The emulated address of the sender behind a Unix address, as a socket of
  * `family` sees it; zeros with port 0 for an unnamed sender.  *bcast (if
@@ -323,5 +335,9 @@ void swrap_fdpass_forget(const struct swrap_sock *s);
 bool swrap_inode_is_live(uint64_t ino);
 
 /* ---- sockopt.c */
+/* Has the program set SO_REUSEADDR on s? */
+bool swrap_sockopt_reuseaddr(const struct swrap_sock *s);
+/* Give an accepted socket the SOL_SOCKET options its listener had set. */
+void swrap_sockopt_inherit(int listener_fd, struct swrap_sock *listener, int fd);
 int swrap_sockopt_get(struct swrap_sock *s, int level, int name, int *value);
 #endif

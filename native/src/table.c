@@ -125,13 +125,13 @@ void swrap_sock_finished(const struct swrap_sock *last)
 		swrap_fdpass_forget(last);
 	if (!(atomic_load(&last->flags) & SWRAP_SOCK_OWNS_FILE) || last->owner_pid != getpid())
 		return;
-	if (swrap_sock_shared(last)) {
+	if (swrap_sock_shared(last) || (atomic_load(&last->flags) & SWRAP_SOCK_ADOPTED)) {
 		/* Another process may still hold it: the file stays while it is bound. */
 		char path[SWRAP_SUN_PATH_SIZE];
 		if (last->cfg == NULL ||
 		    swrap_sock_path(path, last, last->cfg, last->name_family, last->iface,
 				    last->port) != 0 ||
-		    swrap_path_is_live(path))
+		    swrap_path_is_held(path, true))
 			return;
 	}
 	swrap_unlink_files(last);
