@@ -63,7 +63,7 @@ class Target:
         if self.kind == "ratio":
             r = ours / ref
             ok = r >= self.limit if higher_better else r <= self.limit
-            return ok, f"{r:.2f}x"
+            return ok, f"{r:.3f}x"
         d = ours - ref
         return d <= self.limit, f"{d:+.0f}"
 
@@ -81,11 +81,12 @@ class Row:
     extra_env: dict[str, str] = field(default_factory=dict)
     use_cpu: bool = False  # one-process workloads: cost from CPU time, not wall time
     samples: dict[str, list[float]] = field(default_factory=dict)
+    cpu_samples: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     info: dict[str, list[float]] = field(default_factory=dict)
 
-    def median(self, cfg: str) -> float | None:
-        s = self.samples.get(cfg)
+    def median(self, cfg: str, cpu: bool = False) -> float | None:
+        s = (self.cpu_samples if cpu else self.samples).get(cfg)
         return statistics.median(s) if s else None
 
 
@@ -225,7 +226,8 @@ class Runner:
                         continue
                     value = out["cpu_value"] if row.use_cpu else out["value"]
                     row.samples.setdefault(cfg, []).append(value)
-                    row.info.setdefault(f"{cfg}:wall_value", []).append(out["value"])
+                    if out.get("cpu_value"):
+                        row.cpu_samples.setdefault(cfg, []).append(out["cpu_value"])
                     for k, v in info.items():
                         row.info.setdefault(f"{cfg}:{k}", []).append(v)
                     if "pcap_bytes" in info and out.get("secs"):
@@ -384,6 +386,10 @@ def evaluate(row: Row) -> dict[str, Any]:
         res["ours_over_cwrap"] = ours / cw
     if ours is not None and ux:
         res["ours_over_unix"] = ours / ux
+    cpu_ours, cpu_ux = row.median("ours", cpu=True), row.median("unix", cpu=True)
+    if cpu_ours is not None and cpu_ux:
+        res["median_cpu"] = {c: row.median(c, cpu=True) for c in row.configs}
+        res["ours_over_unix_cpu"] = cpu_ours / cpu_ux
     if row.target is not None:
         ref = med.get(row.target.ref)
         if ours is not None and ref is not None and (ref != 0 or row.target.kind == "delta"):
@@ -395,7 +401,7 @@ def evaluate(row: Row) -> dict[str, Any]:
 
 def table(rows: list[Row], evals: dict[str, dict[str, Any]]) -> list[str]:
     head = ["workload", "unit", "better", *(HEADERS[c] for c in CONFIGS),
-            "ours/cwrap", "ours/unix", "target", "met"]
+            "ours/cwrap", "ours/unix", "ours/unix, CPU time", "target", "met"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in rows:
         ev = evals[row.key]
@@ -407,7 +413,7 @@ def table(rows: list[Row], evals: dict[str, dict[str, Any]]) -> list[str]:
                 cells.append("error")
             else:
                 cells.append(fmt(row.median(c)))
-        for k in ("ours_over_cwrap", "ours_over_unix"):
+        for k in ("ours_over_cwrap", "ours_over_unix", "ours_over_unix_cpu"):
             cells.append(f"{ev[k]:.2f}x" if k in ev else "")
         cells.append(row.target.text if row.target else "")
         if "target_met" in ev:
@@ -549,7 +555,9 @@ def main() -> int:
         "column in the row's unit; `better` says which direction wins. Wrapped runs: server "
         "on 127.0.0.10, client on interface 11, both sides preloaded. One-process workloads "
         "(socket+close, pipe, process start) are timed in CPU time (of the process and its "
-        "children), the others in wall-clock time. Load average "
+        "children), the others in wall-clock time; `ours/unix, CPU time` is the ratio of the "
+        "same workloads measured in CPU time of client and server (ns of CPU per op, ops or "
+        "MiB per CPU second), which load from other jobs disturbs less. Load average "
         f"{load0[0]:.2f} before, {load1[0]:.2f} after the measurements.",
         "",
     ]
@@ -595,7 +603,8 @@ def main() -> int:
             r.key: {
                 "title": r.title, "unit": r.unit,
                 "better": "higher" if r.higher_better else "lower",
-                "samples": r.samples, "errors": r.errors, "info": r.info,
+                "samples": r.samples, "cpu_samples": r.cpu_samples, "errors": r.errors,
+                "info": r.info,
                 "target": None if r.target is None else {
                     "ref": r.target.ref, "kind": r.target.kind, "limit": r.target.limit,
                     "text": r.target.text},

@@ -14,8 +14,10 @@
  *                     LD_PRELOAD=$BENCH_CHILD_PRELOAD (if set), this process none
  *           rss       VmRSS at main, after 1 socket, after 1+$BENCH_RSS_SOCKETS sockets
  *
- * For the one-process workloads (sockclose, pipe, spawn) cpu_value is the same cost from
- * CPU time (this process and its children), which other load on the machine inflates less.
+ * cpu_value is the same measure computed from CPU time instead of wall-clock time: of this
+ * process, its reaped children (spawn) and the server (read through its CPU clock), i.e.
+ * ns of CPU per op, ops per CPU second, MiB per CPU second.  Other load on the machine
+ * inflates it much less than wall-clock time.
  * FAMILY    inet      AF_INET (kernel loopback, or emulated under a preloaded wrapper)
  *           unix      AF_UNIX, socket files in $BENCH_DIR (the physical limit)
  *
@@ -74,16 +76,23 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* CPU time of this process plus its waited-for children: for the one-process workloads,
- * a cost that other load on the machine does not inflate. */
+/* CPU time of this process, its waited-for children and the running server: a cost that
+ * other load on the machine inflates much less than wall-clock time. */
+static int have_server_clock;
+static clockid_t server_clock;
+
 static double cpu_now(void)
 {
 	struct timespec ts;
 	struct rusage ru;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	getrusage(RUSAGE_CHILDREN, &ru);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + (double)ru.ru_utime.tv_sec +
-	       (double)ru.ru_stime.tv_sec + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+	double t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + (double)ru.ru_utime.tv_sec +
+		   (double)ru.ru_stime.tv_sec +
+		   (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+	if (have_server_clock && clock_gettime(server_clock, &ts) == 0)
+		t += (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	return t;
 }
 
 static void set_iface(const char *var)
@@ -292,11 +301,13 @@ static pid_t start_server(int type, void (*serve)(int), struct addr *out)
 		die("server failed");
 	}
 	close(p[0]);
+	have_server_clock = clock_getcpuclockid(pid, &server_clock) == 0;
 	return pid;
 }
 
 static void stop_server(pid_t pid)
 {
+	have_server_clock = 0;
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
@@ -355,17 +366,18 @@ static void run_pingpong(double secs, struct result *res)
 		read_all(fd, &b, 1);
 	});
 	res->value = res->secs / (double)res->ops * 1e9;
+	res->cpu_value = res->cpu_secs / (double)res->ops * 1e9;
 	close(fd);
 	stop_server(srv);
 }
 
-static uint64_t bulk_once(const struct addr *a, double secs, double *elapsed)
+static uint64_t bulk_once(const struct addr *a, double secs, double *elapsed, double *cpu)
 {
 	static char buf[65536];
 	memset(buf, 'b', sizeof(buf));
 	int fd = connect_to(SOCK_STREAM, a);
 	uint64_t sent = 0, acked = 0;
-	double t0 = now();
+	double t0 = now(), c0 = cpu_now();
 	while (now() - t0 < secs) {
 		for (int i = 0; i < 4; i++) {
 			write_all(fd, buf, sizeof(buf));
@@ -377,6 +389,7 @@ static uint64_t bulk_once(const struct addr *a, double secs, double *elapsed)
 	if (!read_all(fd, &acked, sizeof(acked)))
 		die("no ack");
 	*elapsed = now() - t0;
+	*cpu = cpu_now() - c0;
 	if (acked != sent) {
 		fprintf(stderr, "swbench: bulk: sent %llu, server got %llu\n",
 			(unsigned long long)sent, (unsigned long long)acked);
@@ -390,12 +403,14 @@ static void run_bulk(double secs, struct result *res)
 {
 	struct addr a;
 	pid_t srv = start_server(SOCK_STREAM, serve_bulk, &a);
-	double el;
-	(void)bulk_once(&a, secs / 10, &el);
-	uint64_t sent = bulk_once(&a, secs, &el);
+	double el, cpu;
+	(void)bulk_once(&a, secs / 10, &el, &cpu);
+	uint64_t sent = bulk_once(&a, secs, &el, &cpu);
 	res->ops = (unsigned long)(sent / 65536);
 	res->secs = el;
+	res->cpu_secs = cpu;
 	res->value = (double)sent / el / (1024.0 * 1024.0);
+	res->cpu_value = (double)sent / cpu / (1024.0 * 1024.0);
 	stop_server(srv);
 }
 
@@ -415,6 +430,7 @@ static void run_connect(double secs, struct result *res)
 	TIMED_LOOP(4, secs / 10, res, connect_cycle(&a));
 	TIMED_LOOP(4, secs, res, connect_cycle(&a));
 	res->value = (double)res->ops / res->secs;
+	res->cpu_value = (double)res->ops / res->cpu_secs;
 	stop_server(srv);
 }
 
@@ -447,6 +463,7 @@ static void run_udp(double secs, struct result *res)
 	TIMED_LOOP(16, secs / 10, res, UDP_RT);
 	TIMED_LOOP(16, secs, res, UDP_RT);
 	res->value = res->secs / (double)res->ops * 1e9;
+	res->cpu_value = res->cpu_secs / (double)res->ops * 1e9;
 	close(fd);
 	stop_server(srv);
 }

@@ -24,7 +24,8 @@ TSAN_RT = $(shell $(SAN_CC) -print-file-name=libtsan.so)
 
 SAN_ASAN_OPTIONS := detect_leaks=1:halt_on_error=1:exitcode=86:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1
 SAN_TSAN_OPTIONS := halt_on_error=0:exitcode=66:second_deadlock_stack=1
-HELGRIND := valgrind --tool=helgrind -q --error-exitcode=99 --num-callers=30
+HELGRIND = valgrind --tool=helgrind -q --error-exitcode=99 --num-callers=30
+
 
 .PHONY: check-asan check-tsan check-helgrind check-sanitizers
 
@@ -52,6 +53,8 @@ check-tsan:
 	TSAN_OPTIONS='$(SAN_TSAN_OPTIONS)' \
 	$(SAN_PYTEST) -m sanitize $(SAN_TESTS)
 
+# Helgrind does not model C11 atomics; the library annotates where it publishes data through
+# them (valgrind/helgrind.h), and looks its libc functions up under pthread_once.
 check-helgrind: all
 	@command -v valgrind >/dev/null || { echo "valgrind is not installed"; exit 1; }
 	CWRAP_TEST_LIBRARY='$(CURDIR)/$(BUILD)/libsocket_wrapper.so' \

@@ -26,7 +26,7 @@ FAMILIES = {
 def sizes(cw: CTools) -> dict[str, int]:
     """Workload: full normally, smaller under ASan/TSan, small under helgrind."""
     if cw.sanitizer == "helgrind" or cw.tool:
-        return {"workers": 3, "threads": 4, "conns": 3, "bytes": 16384, "churn": 40}
+        return {"workers": 6, "threads": 8, "conns": 10, "bytes": 131072, "churn": 1000}
     if cw.checked:
         return {"workers": 6, "threads": 8, "conns": 6, "bytes": 65536, "churn": 300}
     return {"workers": 8, "threads": 16, "conns": 20, "bytes": 262144, "churn": 2000}
@@ -67,6 +67,9 @@ def test_threaded_echo_server_and_clients_in_one_process(
         assert net.listing() == [], "socket files left behind"
 
 
+# Not in the helgrind run: there the client's threads make the process's first socket() calls
+# concurrently, and helgrind (which does not model C11 acquire/release) reports the lock-free
+# publication of the configuration snapshot as a race. TSan, which does, is clean.
 @pytest.mark.usefixtures("sanitize")
 @pytest.mark.parametrize("fam", list(FAMILIES))
 def test_threaded_echo_server_and_client_processes_on_two_interfaces(

@@ -110,8 +110,10 @@ static int accept_common(int fd, struct swrap_sock *s, struct sockaddr *addr,
 	}
 	struct swrap_sock *c = swrap_table_get(nfd);
 	swrap_addr_copy_out(&c->peer, swrap_addr_len(c->family), addr, addrlen);
-	swrap_log(SWRAP_LOG_DEBUG, "fd %d accepted fd %d from %s", fd, nfd,
-		  unlen > sizeof(sa_family_t) ? un.sun_path : "(unnamed)");
+	bool named = unlen > sizeof(sa_family_t) + 1;
+	swrap_log(SWRAP_LOG_DEBUG, "fd %d accepted fd %d from %s%s", fd, nfd,
+		  named && un.sun_path[0] == '\0' ? "@" : "",
+		  !named ? "(unnamed)" : un.sun_path[0] == '\0' ? un.sun_path + 1 : un.sun_path);
 	return nfd;
 }
 

@@ -1,28 +1,36 @@
 /* libc.c - finding the real libc functions behind the interposed ones. */
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "swrap.h"
 
-/*
- * RTLD_NEXT finds the definition that follows ours in the lookup order: libc's,
- * or that of another preloaded wrapper stacked after us.  Never RTLD_DEEPBIND,
- * so SOCKET_WRAPPER_DISABLE_DEEPBIND has nothing to switch off.
- */
-void *swrap_libc_lookup(_Atomic(void *) *slot, const char *name)
+struct swrap_libc_table swrap_libc_fns;
+pthread_once_t swrap_libc_once = PTHREAD_ONCE_INIT;
+
+static void *lookup(const char *name)
 {
+	/*
+	 * RTLD_NEXT finds the definition that follows ours in the lookup
+	 * order: libc's, or that of another preloaded wrapper stacked after
+	 * us.  Never RTLD_DEEPBIND, so SOCKET_WRAPPER_DISABLE_DEEPBIND has
+	 * nothing to switch off.
+	 */
 	void *fn = dlsym(RTLD_NEXT, name);
 	if (fn == NULL) {
-		/* Without the real function there is nothing safe to do. */
-		static const char msg[] = "socket_wrapper: cannot find libc symbol ";
-		ssize_t ignored = write(2, msg, sizeof(msg) - 1);
-		ignored = write(2, name, strlen(name));
-		ignored = write(2, "\n", 1);
-		(void)ignored;
+		/* Without the real function there is nothing safe to do.  (stdio:
+		 * our own write() would wait for this very lookup.) */
+		fprintf(stderr, "socket_wrapper[%d]: cannot find libc's %s\n", (int)getpid(), name);
 		abort();
 	}
-	atomic_store_explicit(slot, fn, memory_order_relaxed);
 	return fn;
+}
+
+void swrap_libc_resolve(void)
+{
+#define SWRAP_LIBC_SYM(name) swrap_libc_fns.name = (__typeof__(&name))lookup(#name);
+#include "libc_syms.h"
+#undef SWRAP_LIBC_SYM
 }

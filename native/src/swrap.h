@@ -7,6 +7,7 @@
 #define SWRAP_H
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,19 +30,27 @@
 #endif
 #define SWRAP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* ---- libc.c: the real functions, found with dlsym(RTLD_NEXT) on first use. */
-void *swrap_libc_lookup(_Atomic(void *) *slot, const char *name);
+/* ---- libc.c: the real functions, found with dlsym(RTLD_NEXT). */
+#include "libc_decls.h"
 
-/* SWRAP_LIBC(name) is the next definition of `name` after ours (libc's), typed
- * like our own.  One relaxed load per call once resolved. */
+/* One pointer per function of libc_syms.h, typed like the function. */
+struct swrap_libc_table {
+#define SWRAP_LIBC_SYM(name) __typeof__(&name) name;
+#include "libc_syms.h"
+#undef SWRAP_LIBC_SYM
+};
+extern struct swrap_libc_table swrap_libc_fns;
+/* Fill the table, all at once on the first call through it: no lookups at
+ * process start, and none later from odd places (a sanitizer's own open()). */
+void swrap_libc_resolve(void);
+extern pthread_once_t swrap_libc_once;
+
+/* SWRAP_LIBC(name) is the next definition of `name` after ours (libc's, or
+ * another preloaded wrapper's). */
 #define SWRAP_LIBC(name)                                                       \
 	(__extension__({                                                       \
-		static _Atomic(void *) swrap_slot_;                            \
-		void *swrap_fn_ = atomic_load_explicit(&swrap_slot_,           \
-						       memory_order_relaxed);  \
-		if (SWRAP_UNLIKELY(swrap_fn_ == NULL))                         \
-			swrap_fn_ = swrap_libc_lookup(&swrap_slot_, #name);    \
-		(__typeof__(&name))swrap_fn_;                                  \
+		pthread_once(&swrap_libc_once, swrap_libc_resolve);            \
+		swrap_libc_fns.name;                                           \
 	}))
 
 /* ---- config.c: SOCKET_WRAPPER_* parsed into immutable snapshots. */
