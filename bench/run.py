@@ -271,11 +271,19 @@ class Runner:
                 )
 
 
+PIN_CPU: int | None = None  # set by main(): the CPU every run is pinned to (None: not pinned)
+
+
+def pin() -> None:
+    if PIN_CPU is not None:
+        os.sched_setaffinity(0, {PIN_CPU})
+
+
 def run_bounded(argv: list[str], env: dict[str, str], timeout: float) -> dict[str, float]:
     """Runs argv in its own process group; kills that group (by its id) on timeout."""
     p = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=pin,
     )
     try:
         out, err = p.communicate(timeout=timeout)
@@ -495,6 +503,9 @@ def main() -> int:
     ap.add_argument("--cwrap", default=None, help="cwrap library (default: find Debian's)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--duration", type=float, default=0.3, help="seconds per run")
+    ap.add_argument("--cpu", type=int, default=None,
+                    help="CPU to pin every run to (default: the last one this process may use; "
+                         "-1: no pinning)")
     ap.add_argument("--rss-sockets", type=int, default=10000)
     ap.add_argument("--only", default="", help="comma-separated row keys (default: all)")
     ap.add_argument("--no-scale", action="store_true", help="skip tests/test_bench_scale.py")
@@ -514,6 +525,10 @@ def main() -> int:
         print("bench: Debian's libsocket-wrapper not found (apt-get install libsocket-wrapper); "
               "the cwrap column stays empty", file=sys.stderr)
     libs: dict[str, str | None] = {"ours": ours, "cwrap": cw}
+    global PIN_CPU
+    allowed = sorted(os.sched_getaffinity(0))
+    PIN_CPU = allowed[-1] if args.cpu is None else (None if args.cpu < 0 else args.cpu)
+    pinned = "not pinned" if PIN_CPU is None else f"all processes of a run pinned to CPU {PIN_CPU}"
     tmp_fs = fs_type(tempfile.gettempdir())
     shm = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
 
@@ -551,9 +566,11 @@ def main() -> int:
     cmd = "make bench"
     header = [
         f"Medians of {args.reps} runs of {args.duration:g} s each; {os.cpu_count()} CPUs "
-        f"({cpu_model()}), Linux {platform.release()}. Ratios are ours divided by the other "
-        "column in the row's unit; `better` says which direction wins. Wrapped runs: server "
-        "on 127.0.0.10, client on interface 11, both sides preloaded. One-process workloads "
+        f"({cpu_model()}), Linux {platform.release()}; {pinned} (cross-CPU wakeups of idle "
+        "virtual CPUs would otherwise dominate the latency rows). Ratios are ours divided by "
+        "the other column in the row's unit; `better` says which direction wins. Wrapped "
+        "runs: server on 127.0.0.10, client on interface 11, both sides preloaded. "
+        "One-process workloads "
         "(socket+close, pipe, process start) are timed in CPU time (of the process and its "
         "children), the others in wall-clock time; `ours/unix, CPU time` is the ratio of the "
         "same workloads measured in CPU time of client and server (ns of CPU per op, ops or "
@@ -561,7 +578,8 @@ def main() -> int:
         f"{load0[0]:.2f} before, {load1[0]:.2f} after the measurements.",
         "",
     ]
-    busy = max(load0[0], load1[0]) > 0.5 * (os.cpu_count() or 1)
+    # The benchmark itself adds about 1 to the load: only the load before it counts.
+    busy = load0[0] > 0.5 * (os.cpu_count() or 1)
     if busy:
         header += ["**Warning: the machine was busy with other work during this run; "
                    "the numbers are noisy. Run again on an idle machine.**", ""]
@@ -595,7 +613,8 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
                     "tempdir": tempfile.gettempdir(), "tempdir_fs": tmp_fs,
-                    "loadavg_before": load0, "loadavg_after": load1, "busy": busy},
+                    "loadavg_before": load0, "loadavg_after": load1, "busy": busy,
+                    "pinned_cpu": PIN_CPU},
         "libraries": libs,
         "reps": args.reps,
         "duration_s": args.duration,

@@ -48,4 +48,21 @@ def entries(directory: str) -> Iterator[Entry]:
         except (OSError, AddrError):
             continue
         live = any(os.path.join(p, name) in bound for p in prefixes)
+        if not live:
+            live = _dual_stack_name(directory, name, bound, prefixes)
         yield Entry(name, sock, live)
+
+
+# The IPv4 name of a dual-stack IPv6 socket is a hard link to its IPv6 file (T -> X, U -> Y),
+# which is the name /proc/net/unix shows.
+_IPV6_TWIN = {"T": "X", "U": "Y"}
+
+
+def _dual_stack_name(directory: str, name: str, bound: set[str], prefixes: set[str]) -> bool:
+    twin = _IPV6_TWIN.get(name[0], "") + name[1:]
+    if len(twin) != len(name) or not any(os.path.join(p, twin) in bound for p in prefixes):
+        return False
+    try:
+        return os.path.samefile(os.path.join(directory, name), os.path.join(directory, twin))
+    except OSError:
+        return False

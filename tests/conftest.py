@@ -405,7 +405,8 @@ class Net:
             return False
 
     def listing(self) -> list[str]:
-        return sorted(os.listdir(self.dir))
+        """What is in the directory, but the library's shared TIME_WAIT marks (.timewait)."""
+        return sorted(n for n in os.listdir(self.dir) if n != ".timewait")
 
     def close(self) -> None:
         for proc in self.procs:

@@ -69,6 +69,7 @@ static int wrap_accepted(const struct swrap_config *cfg, struct swrap_sock *list
 	c->cfg = cfg;
 	c->trace = swrap_pcap_for(cfg);
 	memcpy(c->opts, listener->opts, sizeof(c->opts)); /* inherited, as in TCP */
+	atomic_store(&c->wants, atomic_load(&listener->wants));
 	swrap_peer_from_unix(cfg, c->family, un, unlen, &c->peer, NULL);
 	unsigned peer_iface = 0;
 	bool mapped4;

@@ -218,7 +218,7 @@ static void add_pktinfo(struct swrap_sock *s, struct msghdr *msg, size_t capacit
 			bool from_ipv4, char bcast)
 {
 	const struct swrap_config *cfg = s->cfg;
-	if (cfg == NULL)
+	if (cfg == NULL || atomic_load_explicit(&s->wants, memory_order_relaxed) == 0)
 		return;
 	bool want4 = (s->family == AF_INET || from_ipv4) &&
 		     swrap_sockopt_on(s, IPPROTO_IP, IP_PKTINFO);

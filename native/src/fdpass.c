@@ -78,6 +78,7 @@ static bool decode(const struct swrap_fdpass_record *r, uint64_t ino, struct swr
 		s->opts[i].name = r->opts[i].name;
 		s->opts[i].value = r->opts[i].value;
 	}
+	swrap_sockopt_refresh(s);
 	return true;
 }
 

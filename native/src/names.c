@@ -234,10 +234,18 @@ static int try_bind(int fd, const struct swrap_sock *s, const struct swrap_confi
 	return -1;
 }
 
-static unsigned ephemeral_start(void)
+/* The next candidate port: a pseudo-random walk over the range (as Linux
+ * randomises), distinct per process and per attempt, so that processes
+ * picking ports at once do not march through each other's blocks. */
+static unsigned ephemeral_candidate(void)
 {
-	unsigned seed = (unsigned)getpid() * 2654435761u;
-	return seed + atomic_fetch_add_explicit(&ephemeral_cursor, 1, memory_order_relaxed);
+	uint64_t x = (uint64_t)getpid() << 32 |
+		     atomic_fetch_add_explicit(&ephemeral_cursor, 1, memory_order_relaxed);
+	x += 0x9E3779B97F4A7C15ull; /* splitmix64 */
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	x ^= x >> 31;
+	return SWRAP_EPHEMERAL_FIRST + (unsigned)(x % (SWRAP_EPHEMERAL_LAST - SWRAP_EPHEMERAL_FIRST + 1));
 }
 
 static int bind_name(int fd, struct swrap_sock *s, const struct swrap_config *cfg,
@@ -247,17 +255,25 @@ static int bind_name(int fd, struct swrap_sock *s, const struct swrap_config *cf
 		if (try_bind(fd, s, cfg, iface, port, BIND_RECLAIMING) != 0)
 			return -1;
 	} else {
+		/* Random probes, then (if the range is nearly full) a sweep. */
 		const unsigned range = SWRAP_EPHEMERAL_LAST - SWRAP_EPHEMERAL_FIRST + 1;
-		unsigned start = ephemeral_start();
+		const unsigned probes = 64;
+		unsigned start = ephemeral_candidate();
 		unsigned i;
-		for (i = 0; i < range; i++) {
-			port = SWRAP_EPHEMERAL_FIRST + (start + i) % range;
+		for (i = 0; i < probes + range; i++) {
+			port = i < probes ? ephemeral_candidate()
+					  : SWRAP_EPHEMERAL_FIRST +
+						    (start - SWRAP_EPHEMERAL_FIRST + i) % range;
+			if (i < probes && s->type == SOCK_STREAM &&
+			    swrap_timewait_held(cfg, swrap_type_char(s->name_family, s->type), iface,
+						port))
+				continue; /* closed a moment ago: its old connection may linger */
 			if (try_bind(fd, s, cfg, iface, port, abstract ? BIND_ABSTRACT : BIND_FILE) == 0)
 				break;
 			if (errno != EADDRINUSE)
 				return -1;
 		}
-		if (i == range) {
+		if (i == probes + range) {
 			errno = EADDRINUSE;
 			return -1;
 		}

@@ -100,6 +100,16 @@ int swrap_sockopt_get(struct swrap_sock *s, int level, int name, int *value)
 	return 0;
 }
 
+void swrap_sockopt_refresh(struct swrap_sock *s)
+{
+	unsigned wants = 0;
+	if (swrap_sockopt_on(s, IPPROTO_IP, IP_PKTINFO))
+		wants |= SWRAP_WANT_PKTINFO;
+	if (swrap_sockopt_on(s, IPPROTO_IPV6, IPV6_RECVPKTINFO))
+		wants |= SWRAP_WANT_PKTINFO6;
+	atomic_store(&s->wants, wants);
+}
+
 bool swrap_sockopt_on(struct swrap_sock *s, int level, int name)
 {
 	int value;
@@ -279,6 +289,8 @@ SWRAP_EXPORT int setsockopt(int fd, int level, int name, const void *optval, soc
 		errno = ENOMEM;
 		return -1;
 	}
+	if (level != IPPROTO_TCP)
+		swrap_sockopt_refresh(s);
 	return 0;
 }
 

@@ -40,16 +40,19 @@ struct swrap_libc_table {
 #undef SWRAP_LIBC_SYM
 };
 extern struct swrap_libc_table swrap_libc_fns;
-/* Fill the table, all at once on the first call through it: no lookups at
- * process start, and none later from odd places (a sanitizer's own open()). */
+/* Fill the table, all at once: from the library's constructor, or from the
+ * first call through it if another constructor calls us earlier.  Never
+ * later, from odd places (a sanitizer's own open()). */
 void swrap_libc_resolve(void);
 extern pthread_once_t swrap_libc_once;
 
 /* SWRAP_LIBC(name) is the next definition of `name` after ours (libc's, or
- * another preloaded wrapper's). */
+ * another preloaded wrapper's).  The table is complete before main() and
+ * before any thread the program starts, so the check is a plain load. */
 #define SWRAP_LIBC(name)                                                       \
 	(__extension__({                                                       \
-		pthread_once(&swrap_libc_once, swrap_libc_resolve);            \
+		if (SWRAP_UNLIKELY(swrap_libc_fns.name == NULL))               \
+			pthread_once(&swrap_libc_once, swrap_libc_resolve);    \
 		swrap_libc_fns.name;                                           \
 	}))
 
@@ -181,6 +184,7 @@ struct swrap_sock {
 	uint32_t fork_gen;       /* swrap_fork_gen when created: older ones may be shared */
 	uint64_t ino;            /* st_ino of the Unix socket, once a control call saw it */
 	atomic_uint sol_set;     /* SOL_SOCKET options set that accepted sockets inherit */
+	atomic_uint wants;       /* SWRAP_WANT_*: receive-path options, for a quick look */
 	union swrap_sockaddr local;
 	union swrap_sockaddr peer;
 	struct swrap_sockopt opts[SWRAP_SOCKOPT_SLOTS];
@@ -343,7 +347,16 @@ void swrap_fdpass_forget(const struct swrap_sock *s);
 /* Is a Unix socket with this inode alive (per /proc/net/unix)? */
 bool swrap_inode_is_live(uint64_t ino);
 
+/* ---- timewait.c: client ports rest a moment after their connection closed. */
+void swrap_timewait_mark(const struct swrap_config *cfg, char type, unsigned iface,
+			 unsigned port);
+bool swrap_timewait_held(const struct swrap_config *cfg, char type, unsigned iface,
+			 unsigned port);
+
 /* ---- sockopt.c */
+enum { SWRAP_WANT_PKTINFO = 1, SWRAP_WANT_PKTINFO6 = 2 };
+/* Recompute s->wants from the option slots (after they changed wholesale). */
+void swrap_sockopt_refresh(struct swrap_sock *s);
 /* Has the program set SO_REUSEADDR on s? */
 bool swrap_sockopt_reuseaddr(const struct swrap_sock *s);
 /* Give an accepted socket the SOL_SOCKET options its listener had set. */

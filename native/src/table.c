@@ -1,9 +1,10 @@
 /*
  * table.c - fd -> emulated socket, and the sockets' lifetime.
  *
- * Lookups are lock-free (see swrap_table_get in swrap.h).  Changes take
- * table_mutex, which is held only for memory operations, never across a
- * system call, so control calls of different threads do not wait on I/O.
+ * Lookups are lock-free (see swrap_table_get in swrap.h), and so are
+ * changes of an entry (atomic exchange).  table_mutex guards the free list
+ * of socket objects; it is held only for memory operations, never across a
+ * system call.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,8 +19,8 @@
  * socket touches none of it. */
 _Atomic(struct swrap_sock *) *_Atomic swrap_fd_chunks[SWRAP_FD_LIMIT >> SWRAP_FD_CHUNK_BITS];
 
-/* Guards changes to the index, the free list and the live count; global
- * because an fd number and a socket object may move between threads. */
+/* Guards the free list and the live count (entries of the index change by
+ * atomic exchange); global because socket objects move between threads. */
 static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
 /* Released socket objects for reuse.  Objects are never returned to malloc,
  * so a racing lock-free reader that still holds a pointer reads a valid
@@ -85,22 +86,28 @@ void swrap_sock_discard(struct swrap_sock *s)
 	swrap_table_unlock();
 }
 
-static _Atomic(struct swrap_sock *) *chunk_for_locked(int fd)
+/* The chunk holding fd's entry, allocated on first use (a lost race frees
+ * its copy). */
+static _Atomic(struct swrap_sock *) *chunk_for(int fd)
 {
 	_Atomic(struct swrap_sock *) *_Atomic *slot =
 		&swrap_fd_chunks[(unsigned)fd >> SWRAP_FD_CHUNK_BITS];
-	_Atomic(struct swrap_sock *) *chunk = atomic_load_explicit(slot, memory_order_relaxed);
-	if (chunk == NULL) {
-		chunk = calloc(SWRAP_FD_CHUNK, sizeof(*chunk));
-		if (chunk != NULL)
-			atomic_store_explicit(slot, chunk, memory_order_release);
-	}
+	_Atomic(struct swrap_sock *) *chunk = atomic_load_explicit(slot, memory_order_acquire);
+	if (chunk != NULL)
+		return chunk;
+	_Atomic(struct swrap_sock *) *fresh = calloc(SWRAP_FD_CHUNK, sizeof(*fresh));
+	if (fresh == NULL)
+		return NULL;
+	if (atomic_compare_exchange_strong_explicit(slot, &chunk, fresh, memory_order_acq_rel,
+						    memory_order_acquire))
+		return fresh;
+	free(fresh);
 	return chunk;
 }
 
-/* Detach fd from its socket; returns the socket if fd was its last name and
- * the caller must now finish it (outside the lock). */
-static struct swrap_sock *detach_locked(_Atomic(struct swrap_sock *) *entry)
+/* Detach an entry from its socket; returns the socket if that was its last
+ * fd, for the caller to finish.  Lock-free: entries change by exchange. */
+static struct swrap_sock *detach(_Atomic(struct swrap_sock *) *entry)
 {
 	struct swrap_sock *old = atomic_exchange_explicit(entry, NULL, memory_order_acq_rel);
 	if (old == NULL)
@@ -121,6 +128,11 @@ static void release(struct swrap_sock *s, struct swrap_sock *copy)
 
 void swrap_sock_finished(const struct swrap_sock *last)
 {
+	unsigned flags = atomic_load(&last->flags);
+	if (last->type == SOCK_STREAM && (flags & SWRAP_SOCK_IMPLICIT) &&
+	    (flags & SWRAP_SOCK_CONNECTED) && last->cfg != NULL && !swrap_sock_shared(last))
+		swrap_timewait_mark(last->cfg, swrap_type_char(last->name_family, last->type),
+				    last->iface, last->port);
 	if (atomic_load(&last->flags) & SWRAP_SOCK_PASSED)
 		swrap_fdpass_forget(last);
 	if (!(atomic_load(&last->flags) & SWRAP_SOCK_OWNS_FILE) || last->owner_pid != getpid())
@@ -143,21 +155,18 @@ int swrap_table_install(int fd, struct swrap_sock *s)
 		errno = EMFILE;
 		return -1;
 	}
-	swrap_table_lock();
-	_Atomic(struct swrap_sock *) *chunk = chunk_for_locked(fd);
+	_Atomic(struct swrap_sock *) *chunk = chunk_for(fd);
 	if (chunk == NULL) {
-		swrap_table_unlock();
 		errno = ENOMEM;
 		return -1;
 	}
-	_Atomic(struct swrap_sock *) *entry = &chunk[fd & (SWRAP_FD_CHUNK - 1)];
-	struct swrap_sock *stale = detach_locked(entry);
 	atomic_fetch_add(&s->refs, 1);
-	atomic_store_explicit(entry, s, memory_order_release);
-	swrap_table_unlock();
-	if (stale != NULL) {
+	struct swrap_sock *old = atomic_exchange_explicit(&chunk[fd & (SWRAP_FD_CHUNK - 1)], s,
+							  memory_order_acq_rel);
+	if (old != NULL && atomic_fetch_sub(&old->refs, 1) == 1) {
+		/* A stale socket the number still named. */
 		struct swrap_sock copy;
-		release(stale, &copy);
+		release(old, &copy);
 		swrap_sock_finished(&copy);
 	}
 	return 0;
@@ -167,11 +176,9 @@ bool swrap_table_detach(int fd, struct swrap_sock *last)
 {
 	if (swrap_table_get(fd) == NULL)
 		return false;
-	swrap_table_lock();
 	_Atomic(struct swrap_sock *) *chunk = atomic_load_explicit(
-		&swrap_fd_chunks[(unsigned)fd >> SWRAP_FD_CHUNK_BITS], memory_order_relaxed);
-	struct swrap_sock *s = detach_locked(&chunk[fd & (SWRAP_FD_CHUNK - 1)]);
-	swrap_table_unlock();
+		&swrap_fd_chunks[(unsigned)fd >> SWRAP_FD_CHUNK_BITS], memory_order_acquire);
+	struct swrap_sock *s = detach(&chunk[fd & (SWRAP_FD_CHUNK - 1)]);
 	if (s == NULL)
 		return false;
 	release(s, last);
