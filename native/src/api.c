@@ -39,6 +39,5 @@ static void atfork_parent(void)
 
 __attribute__((constructor)) static void swrap_init(void)
 {
-	pthread_once(&swrap_libc_once, swrap_libc_resolve);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

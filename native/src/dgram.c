@@ -27,12 +27,22 @@ static ssize_t send_named(int fd, const struct msghdr *msg, int flags, const cha
 			  size_t total, bool *unreachable)
 {
 	*unreachable = false;
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	strcpy(un.sun_path, path);
-	struct msghdr m = *msg;
-	m.msg_name = &un;
-	m.msg_namelen = sizeof(un);
-	ssize_t n = SWRAP_LIBC(sendmsg)(fd, &m, flags);
+	struct sockaddr_un un;
+	un.sun_family = AF_UNIX;
+	size_t len = strlen(path);
+	memcpy(un.sun_path, path, len + 1);
+	socklen_t unlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+	ssize_t n;
+	if (msg->msg_iovlen == 1 && msg->msg_controllen == 0) {
+		/* sendto: the kernel's shorter path for the common case */
+		n = SWRAP_LIBC(sendto)(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, flags,
+				       (const struct sockaddr *)&un, unlen);
+	} else {
+		struct msghdr m = *msg;
+		m.msg_name = &un;
+		m.msg_namelen = unlen;
+		n = SWRAP_LIBC(sendmsg)(fd, &m, flags);
+	}
 	if (n < 0 && (errno == ENOENT || errno == ECONNREFUSED || errno == EPERM)) {
 		*unreachable = errno != EPERM;
 		return (ssize_t)total; /* no receiver, or one connected elsewhere */
@@ -248,6 +258,23 @@ static void add_pktinfo(struct swrap_sock *s, struct msghdr *msg, size_t capacit
 										  : SWRAP_BCAST_LOOPBACK);
 		add_cmsg(msg, capacity, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof(pi));
 	}
+}
+
+ssize_t swrap_dgram_recvfrom(int fd, struct swrap_sock *s, void *buf, size_t len, int flags,
+			     struct sockaddr *addr, socklen_t *addrlen)
+{
+	struct sockaddr_un un;
+	socklen_t unlen = sizeof(un);
+	un.sun_family = AF_UNIX;
+	un.sun_path[0] = '\0';
+	ssize_t n = SWRAP_LIBC(recvfrom)(fd, buf, len, flags, (struct sockaddr *)&un, &unlen);
+	if (n < 0)
+		return n;
+	const struct swrap_config *cfg = s->cfg != NULL ? s->cfg : swrap_config_last();
+	union swrap_sockaddr from;
+	swrap_peer_from_unix(cfg, s->family, &un, unlen, &from, NULL);
+	swrap_addr_copy_out(&from, swrap_addr_len(s->family), addr, addrlen);
+	return n;
 }
 
 ssize_t swrap_dgram_recvmsg(int fd, struct swrap_sock *s, struct msghdr *msg, int flags)

@@ -154,11 +154,8 @@ static ssize_t dgram_send_buf(int fd, struct swrap_sock *s, const void *buf, siz
 
 /* ---- sending */
 
-SWRAP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+static SWRAP_NOINLINE ssize_t write_wrapped(int fd, struct swrap_sock *s, const void *buf, size_t len)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL)
-		return SWRAP_LIBC(write)(fd, buf, len);
 	if (s->type == SOCK_STREAM)
 		return stream_send(fd, s, buf, len, 0);
 	if (pending(s))
@@ -176,11 +173,16 @@ SWRAP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 	return n;
 }
 
-SWRAP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+SWRAP_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
 	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL)
-		return SWRAP_LIBC(send)(fd, buf, len, flags);
+	if (SWRAP_UNLIKELY(s != NULL))
+		return write_wrapped(fd, s, buf, len);
+	return SWRAP_PASS(write, fd, buf, len); /* not ours: as if we were not here */
+}
+
+static SWRAP_NOINLINE ssize_t send_wrapped(int fd, struct swrap_sock *s, const void *buf, size_t len, int flags)
+{
 	if (s->type == SOCK_STREAM)
 		return stream_send(fd, s, buf, len, flags);
 	if (pending(s))
@@ -191,11 +193,16 @@ SWRAP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 	return dgram_send_buf(fd, s, buf, len, flags, NULL, 0);
 }
 
-SWRAP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+SWRAP_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
 	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL)
-		return SWRAP_LIBC(writev)(fd, iov, iovcnt);
+	if (SWRAP_UNLIKELY(s != NULL))
+		return send_wrapped(fd, s, buf, len, flags);
+	return SWRAP_PASS(send, fd, buf, len, flags); /* not ours: as if we were not here */
+}
+
+static SWRAP_NOINLINE ssize_t writev_wrapped(int fd, struct swrap_sock *s, const struct iovec *iov, int iovcnt)
+{
 	if (iovcnt < 0) {
 		errno = EINVAL;
 		return -1;
@@ -215,6 +222,14 @@ SWRAP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 		return SWRAP_LIBC(writev)(fd, iov, iovcnt);
 	}
 	return n;
+}
+
+SWRAP_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (SWRAP_UNLIKELY(s != NULL))
+		return writev_wrapped(fd, s, iov, iovcnt);
+	return SWRAP_PASS(writev, fd, iov, iovcnt); /* not ours: as if we were not here */
 }
 
 SWRAP_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
@@ -271,35 +286,50 @@ SWRAP_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int fl
 
 /* ---- receiving */
 
-SWRAP_EXPORT ssize_t read(int fd, void *buf, size_t len)
+static SWRAP_NOINLINE ssize_t read_wrapped(int fd, struct swrap_sock *s, void *buf, size_t len)
 {
-	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL)
-		return SWRAP_LIBC(read)(fd, buf, len);
 	if (unreadable(s))
 		return -1;
 	return received(s, SWRAP_LIBC(read)(fd, buf, len), len, 0);
 }
 
-SWRAP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+SWRAP_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
 	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL)
-		return SWRAP_LIBC(recv)(fd, buf, len, flags);
+	if (SWRAP_UNLIKELY(s != NULL))
+		return read_wrapped(fd, s, buf, len);
+	return SWRAP_PASS(read, fd, buf, len); /* not ours: as if we were not here */
+}
+
+static SWRAP_NOINLINE ssize_t recv_wrapped(int fd, struct swrap_sock *s, void *buf, size_t len, int flags)
+{
 	if (unreadable(s))
 		return -1;
 	return received(s, SWRAP_LIBC(recv)(fd, buf, len, flags), len, flags);
 }
 
-SWRAP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+SWRAP_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
 	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL)
-		return SWRAP_LIBC(readv)(fd, iov, iovcnt);
+	if (SWRAP_UNLIKELY(s != NULL))
+		return recv_wrapped(fd, s, buf, len, flags);
+	return SWRAP_PASS(recv, fd, buf, len, flags); /* not ours: as if we were not here */
+}
+
+static SWRAP_NOINLINE ssize_t readv_wrapped(int fd, struct swrap_sock *s, const struct iovec *iov, int iovcnt)
+{
 	if (unreadable(s))
 		return -1;
 	ssize_t n = SWRAP_LIBC(readv)(fd, iov, iovcnt);
 	return received(s, n, iovcnt > 0 ? iov_len(iov, (size_t)iovcnt) : 0, 0);
+}
+
+SWRAP_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct swrap_sock *s = swrap_table_get(fd);
+	if (SWRAP_UNLIKELY(s != NULL))
+		return readv_wrapped(fd, s, iov, iovcnt);
+	return SWRAP_PASS(readv, fd, iov, iovcnt); /* not ours: as if we were not here */
 }
 
 /* Sockets that arrived with SCM_RIGHTS take up their identity. */
@@ -345,13 +375,7 @@ SWRAP_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKAD
 			*addrlen = 0;
 		return received(s, n, len, flags);
 	}
-	struct iovec iov = {.iov_base = buf, .iov_len = len};
-	struct msghdr msg = {.msg_name = SWRAP_SA(addr), .msg_namelen = *addrlen,
-			     .msg_iov = &iov, .msg_iovlen = 1};
-	ssize_t n = swrap_dgram_recvmsg(fd, s, &msg, flags);
-	if (n >= 0)
-		*addrlen = msg.msg_namelen;
-	return n;
+	return swrap_dgram_recvfrom(fd, s, buf, len, flags, SWRAP_SA(addr), addrlen);
 }
 
 SWRAP_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,

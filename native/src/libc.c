@@ -7,8 +7,10 @@
 
 #include "swrap.h"
 
+/* Written once, under pthread_once, before swrap_libc_ready is set. */
 struct swrap_libc_table swrap_libc_fns;
-pthread_once_t swrap_libc_once = PTHREAD_ONCE_INIT;
+static pthread_once_t libc_once = PTHREAD_ONCE_INIT;
+atomic_bool swrap_libc_ready;
 
 static void *lookup(const char *name)
 {
@@ -33,4 +35,12 @@ void swrap_libc_resolve(void)
 #define SWRAP_LIBC_SYM(name) swrap_libc_fns.name = (__typeof__(&name))lookup(#name);
 #include "libc_syms.h"
 #undef SWRAP_LIBC_SYM
+	atomic_store_explicit(&swrap_libc_ready, true, memory_order_release);
+}
+
+/* Called with every register preserved (see swrap.h): only the compiler's
+ * own save and restore around the call below, on this cold path. */
+void swrap_libc_init(void)
+{
+	pthread_once(&libc_once, swrap_libc_resolve);
 }

@@ -29,6 +29,10 @@
 #define SWRAP_SA(arg) (arg)
 #endif
 #define SWRAP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SWRAP_LIKELY(x) __builtin_expect(!!(x), 1)
+/* Keeps a socket's slow path out of the caller, so that the fast path for
+ * fds we do not wrap needs no stack frame. */
+#define SWRAP_NOINLINE __attribute__((noinline))
 
 /* ---- libc.c: the real functions, found with dlsym(RTLD_NEXT). */
 #include "libc_decls.h"
@@ -40,21 +44,30 @@ struct swrap_libc_table {
 #undef SWRAP_LIBC_SYM
 };
 extern struct swrap_libc_table swrap_libc_fns;
-/* Fill the table, all at once: from the library's constructor, or from the
- * first call through it if another constructor calls us earlier.  Never
- * later, from odd places (a sanitizer's own open()). */
+/* Fill the table, all at once, on the first call through it (a process
+ * that never calls a wrapped function pays no lookups at start), and never
+ * later from odd places such as a sanitizer's own open(). */
 void swrap_libc_resolve(void);
-extern pthread_once_t swrap_libc_once;
+extern atomic_bool swrap_libc_ready;
+/* Completes the table (once). */
+__attribute__((cold, noinline)) void swrap_libc_init(void);
 
 /* SWRAP_LIBC(name) is the next definition of `name` after ours (libc's, or
- * another preloaded wrapper's).  The table is complete before main() and
- * before any thread the program starts, so the check is a plain load. */
+ * another preloaded wrapper's).  Once the table is complete: one load. */
 #define SWRAP_LIBC(name)                                                       \
 	(__extension__({                                                       \
-		if (SWRAP_UNLIKELY(swrap_libc_fns.name == NULL))               \
-			pthread_once(&swrap_libc_once, swrap_libc_resolve);    \
+		if (SWRAP_UNLIKELY(!atomic_load_explicit(&swrap_libc_ready,    \
+							 memory_order_acquire)))  \
+			swrap_libc_init();                                     \
 		swrap_libc_fns.name;                                           \
 	}))
+
+/* return SWRAP_PASS(name, args...): hand the call to libc as a tail call,
+ * so that the fast path of an interposed function needs no stack frame. */
+#define SWRAP_PASS(name, ...)                                                  \
+	(SWRAP_LIKELY(atomic_load_explicit(&swrap_libc_ready, memory_order_acquire)) \
+		 ? swrap_libc_fns.name(__VA_ARGS__)                            \
+		 : (swrap_libc_init(), swrap_libc_fns.name(__VA_ARGS__)))
 
 /* ---- config.c: SOCKET_WRAPPER_* parsed into immutable snapshots. */
 struct swrap_config {
@@ -288,6 +301,9 @@ ssize_t swrap_dgram_sendmsg(int fd, struct swrap_sock *s, const struct msghdr *m
 /* The result of a send on a connected UDP socket's Unix peer (n as returned). */
 ssize_t swrap_dgram_connected_result(int fd, struct swrap_sock *s, ssize_t n, size_t len);
 ssize_t swrap_dgram_recvmsg(int fd, struct swrap_sock *s, struct msghdr *msg, int flags);
+/* recvfrom with the sender's emulated address (addr and addrlen not NULL). */
+ssize_t swrap_dgram_recvfrom(int fd, struct swrap_sock *s, void *buf, size_t len, int flags,
+			     struct sockaddr *addr, socklen_t *addrlen);
 /* The emulated address of the sender behind a Unix address, as a socket of
  * `family` sees it; zeros with port 0 for an unnamed sender.  *bcast (if
  * not NULL) is 'L' or 'N' for a broadcast (limited / network), else 0. */
