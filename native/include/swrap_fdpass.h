@@ -31,6 +31,7 @@
 #define SWRAP_FDPASS_DETACHED 64
 #define SWRAP_FDPASS_BCAST_PEER 128
 
+/* An emulated socket option; name 0 marks an unused slot. */
 struct swrap_fdpass_opt {
 	int16_t level;
 	int16_t name;

@@ -1,6 +1,7 @@
 /* fdlife.c - close and the dup family: which fd numbers name which socket. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/close_range.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,8 +26,10 @@ static void trace_last_close(int fd, struct swrap_sock *s)
 SWRAP_EXPORT int close(int fd)
 {
 	struct swrap_sock *s = swrap_table_get(fd);
-	if (s == NULL)
+	if (s == NULL) {
+		swrap_pcap_check_gone(fd, fd);
 		return SWRAP_LIBC(close)(fd);
+	}
 	trace_last_close(fd, s);
 	struct swrap_sock last;
 	bool was_last = swrap_table_detach(fd, &last);
@@ -41,6 +44,7 @@ SWRAP_EXPORT int close(int fd)
 /* After libc made newfd a copy of oldfd: newfd names what oldfd names. */
 static int after_dup(int oldfd, int newfd)
 {
+	swrap_pcap_check_gone(newfd, newfd);
 	struct swrap_sock *s = swrap_table_get(oldfd);
 	if (s == NULL) {
 		swrap_table_drop(newfd); /* it may have named a socket before */
@@ -127,8 +131,11 @@ static void drop_range(unsigned first, unsigned last)
 SWRAP_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	int ret = SWRAP_LIBC(close_range)(first, last, flags);
-	if (ret == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+	if (ret == 0 && !(flags & CLOSE_RANGE_CLOEXEC)) {
 		drop_range(first, last);
+		swrap_pcap_check_gone((int)(first > INT_MAX ? INT_MAX : first),
+				      (int)(last > INT_MAX ? INT_MAX : last));
+	}
 	return ret;
 }
 
@@ -136,4 +143,5 @@ SWRAP_EXPORT void closefrom(int lowfd)
 {
 	SWRAP_LIBC(closefrom)(lowfd);
 	drop_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0u);
+	swrap_pcap_check_gone(lowfd < 0 ? 0 : lowfd, INT_MAX);
 }

@@ -45,11 +45,7 @@ static void encode(const struct swrap_sock *s, uint64_t ino, struct swrap_fdpass
 	r->trace_state = atomic_load(&s->trace_state);
 	memcpy(r->local, &s->local, SWRAP_FDPASS_ADDR_SIZE);
 	memcpy(r->peer, &s->peer, SWRAP_FDPASS_ADDR_SIZE);
-	for (int i = 0; i < SWRAP_SOCKOPT_SLOTS; i++) {
-		r->opts[i].level = s->opts[i].level;
-		r->opts[i].name = s->opts[i].name;
-		r->opts[i].value = s->opts[i].value;
-	}
+	memcpy(r->opts, s->opts, sizeof(r->opts));
 }
 
 static bool decode(const struct swrap_fdpass_record *r, uint64_t ino, struct swrap_sock *s)
@@ -73,11 +69,7 @@ static bool decode(const struct swrap_fdpass_record *r, uint64_t ino, struct swr
 	atomic_store(&s->trace_state, r->trace_state);
 	memcpy(&s->local, r->local, SWRAP_FDPASS_ADDR_SIZE);
 	memcpy(&s->peer, r->peer, SWRAP_FDPASS_ADDR_SIZE);
-	for (int i = 0; i < SWRAP_SOCKOPT_SLOTS; i++) {
-		s->opts[i].level = r->opts[i].level;
-		s->opts[i].name = r->opts[i].name;
-		s->opts[i].value = r->opts[i].value;
-	}
+	memcpy(s->opts, r->opts, sizeof(s->opts));
 	swrap_sockopt_refresh(s);
 	return true;
 }

@@ -27,9 +27,7 @@
 struct swrap_pcap {
 	struct swrap_pcap *next;
 	pthread_mutex_t open_mutex; /* serialises (re)opening */
-	atomic_int fd;              /* -1 until opened */
-	dev_t dev;                  /* identity of the file behind fd, to notice */
-	ino_t ino;                  /*   a program that closed it and reused the number */
+	atomic_int fd;              /* -1 until opened, or after the program closed it */
 	bool failed;                /* reported once; no more attempts */
 	char path[];
 };
@@ -126,22 +124,35 @@ static int open_trace(struct swrap_pcap *t)
 		SWRAP_LIBC(close)(fd);
 		fd = high;
 	}
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		SWRAP_LIBC(close)(fd);
-		return -1;
-	}
-	t->dev = st.st_dev;
-	t->ino = st.st_ino;
 	return fd;
+}
+
+/* Lowest fd number a trace file has (INT_MAX: none), so that close() and
+ * friends know cheaply when a program closes one of ours (daemons close
+ * every fd at start); the next record then opens the file again. */
+atomic_int swrap_trace_fd_min = INT_MAX;
+
+void swrap_pcap_fd_gone(int lo, int hi)
+{
+	pthread_mutex_lock(&traces_mutex);
+	int min = INT_MAX;
+	for (struct swrap_pcap *t = traces; t != NULL; t = t->next) {
+		int fd = atomic_load(&t->fd);
+		if (fd >= lo && fd <= hi)
+			atomic_compare_exchange_strong(&t->fd, &fd, -1);
+		fd = atomic_load(&t->fd);
+		if (fd >= 0 && fd < min)
+			min = fd;
+	}
+	atomic_store(&swrap_trace_fd_min, min);
+	pthread_mutex_unlock(&traces_mutex);
 }
 
 /* The fd to append to, or -1 (reported once) if the file cannot be written. */
 static int trace_fd(struct swrap_pcap *t)
 {
 	int fd = atomic_load_explicit(&t->fd, memory_order_acquire);
-	struct stat st;
-	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == t->dev && st.st_ino == t->ino)
+	if (fd >= 0)
 		return fd;
 	pthread_mutex_lock(&t->open_mutex);
 	if (t->failed) {
@@ -149,8 +160,7 @@ static int trace_fd(struct swrap_pcap *t)
 		return -1;
 	}
 	fd = atomic_load(&t->fd);
-	if (fd < 0 || fstat(fd, &st) != 0 || st.st_dev != t->dev || st.st_ino != t->ino) {
-		/* First use, or the program closed our fd behind our back. */
+	if (fd < 0) {
 		fd = open_trace(t);
 		if (fd < 0) {
 			t->failed = true;
@@ -158,6 +168,10 @@ static int trace_fd(struct swrap_pcap *t)
 				  t->path, strerror(errno));
 		}
 		atomic_store(&t->fd, fd);
+		int min = atomic_load(&swrap_trace_fd_min);
+		while (fd >= 0 && fd < min &&
+		       !atomic_compare_exchange_weak(&swrap_trace_fd_min, &min, fd))
+			;
 	}
 	pthread_mutex_unlock(&t->open_mutex);
 	return fd;
@@ -219,23 +233,57 @@ static uint32_t isn(const struct endpoint *src, const struct endpoint *dst)
 	return fnv1a(h, dport, 2);
 }
 
-/* Ones' complement sum over bytes that may start at an odd offset of the
- * summed stream (*odd tells). */
+static uint16_t fold16(uint64_t acc)
+{
+	while (acc >> 16)
+		acc = (acc & 0xFFFF) + (acc >> 16);
+	return (uint16_t)acc;
+}
+
+/* Ones' complement sum of bytes read as 16-bit words in the machine's own
+ * order, eight bytes at a time (RFC 1071: the sum commutes with the byte
+ * order, so it is swapped once at the end rather than per word). */
+static uint16_t sum_native(const uint8_t *p, size_t n)
+{
+	uint64_t acc = 0;
+	for (; n >= 8; p += 8, n -= 8) {
+		uint32_t a, b;
+		memcpy(&a, p, 4);
+		memcpy(&b, p + 4, 4);
+		acc += (uint64_t)a + b;
+	}
+	for (; n >= 2; p += 2, n -= 2) {
+		uint16_t w;
+		memcpy(&w, p, 2);
+		acc += w;
+	}
+	if (n == 1) {
+		uint16_t w = 0;
+		memcpy(&w, p, 1); /* the first byte of a word, zero padded */
+		acc += w;
+	}
+	return fold16(acc);
+}
+
+static uint16_t swap16(uint16_t v)
+{
+	return (uint16_t)(v >> 8 | v << 8);
+}
+
+/* Add the bytes to a big-endian ones' complement sum; *odd says whether they
+ * start at an odd offset of the summed stream (and is updated). */
 static uint64_t sum_bytes(uint64_t acc, const uint8_t *p, size_t n, bool *odd)
 {
-	if (n > 0 && *odd) {
-		acc += p[0];
-		p++;
-		n--;
-		*odd = false;
-	}
-	for (; n >= 2; p += 2, n -= 2)
-		acc += (uint64_t)(p[0] << 8 | p[1]);
-	if (n == 1) {
-		acc += (uint64_t)p[0] << 8;
-		*odd = true;
-	}
-	return acc;
+	if (n == 0)
+		return acc;
+	uint16_t part = sum_native(p, n);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	part = swap16(part);
+#endif
+	if (*odd) /* every byte sits one place later in its word */
+		part = swap16(part);
+	*odd ^= n & 1;
+	return acc + part;
 }
 
 static uint16_t fold(uint64_t acc)
@@ -525,19 +573,27 @@ void swrap_trace_tcp_sent(struct swrap_sock *s, ssize_t n)
 	s->ahead = (size_t)n >= s->ahead ? 0 : s->ahead - (uint32_t)n;
 }
 
+/* Record one segment without payload, now. */
+static void record_bare(struct swrap_pcap *t, const struct endpoint *src,
+			const struct endpoint *dst, uint32_t seq, uint32_t ack, uint8_t flags,
+			uint8_t tos, uint8_t ttl)
+{
+	struct batch b;
+	start_batch(&b, t);
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	add_tcp(&b, &tv, src, dst, seq, ack, flags, NULL, 0, tos, ttl);
+	flush(&b);
+}
+
 void swrap_trace_tcp_peer_reset(struct swrap_sock *s)
 {
 	if (s->trace == NULL)
 		return;
 	struct tcp_ends e;
 	tcp_ends(s, &e);
-	struct batch b;
-	start_batch(&b, s->trace);
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	add_tcp(&b, &tv, &e.peer, &e.me, s->peer_seq, s->my_seq, SWRAP_TCP_RST | SWRAP_TCP_ACK, NULL,
-		0, 0, SWRAP_PCAP_TTL);
-	flush(&b);
+	record_bare(s->trace, &e.peer, &e.me, s->peer_seq, s->my_seq,
+		    SWRAP_TCP_RST | SWRAP_TCP_ACK, 0, SWRAP_PCAP_TTL);
 }
 
 void swrap_trace_tcp_received(struct swrap_sock *s, size_t n)
@@ -553,12 +609,7 @@ void swrap_trace_tcp_received(struct swrap_sock *s, size_t n)
 	uint32_t ack = __atomic_add_fetch(&s->peer_seq, (uint32_t)n, __ATOMIC_RELAXED);
 	struct tcp_ends e;
 	tcp_ends(s, &e);
-	struct batch b;
-	start_batch(&b, s->trace);
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	add_tcp(&b, &tv, &e.me, &e.peer, s->my_seq, ack, SWRAP_TCP_ACK, NULL, 0, e.tos, e.ttl);
-	flush(&b);
+	record_bare(s->trace, &e.me, &e.peer, s->my_seq, ack, SWRAP_TCP_ACK, e.tos, e.ttl);
 }
 
 void swrap_trace_tcp_closed(struct swrap_sock *s, int fd, bool reset)

@@ -168,13 +168,10 @@ enum {
 	(SWRAP_SOCK_BOUND | SWRAP_SOCK_LISTENING | SWRAP_SOCK_CONNECTED |      \
 	 SWRAP_SOCK_WILDCARD | SWRAP_SOCK_DUAL | SWRAP_SOCK_DETACHED | SWRAP_SOCK_BCAST_PEER)
 
-#define SWRAP_SOCKOPT_SLOTS 10
-
-struct swrap_sockopt {
-	int16_t level;
-	int16_t name;   /* 0 = free slot */
-	int32_t value;
-};
+/* Emulated option values: {level, name, value}, name 0 = a free slot; the
+ * layout that travels with a passed socket. */
+#define SWRAP_SOCKOPT_SLOTS SWRAP_FDPASS_OPT_SLOTS
+#define swrap_sockopt swrap_fdpass_opt
 
 struct swrap_sock {
 	atomic_int refs;         /* fds of this process that name this socket */
@@ -321,6 +318,15 @@ bool swrap_sockopt_on(struct swrap_sock *s, int level, int name);
 enum { SWRAP_TRACE_FIN_SENT = 1, SWRAP_TRACE_EOF_SEEN = 2 };
 struct swrap_pcap;
 struct iovec;
+/* Trace files' fds: the lowest (INT_MAX if none), and the call for when the
+ * program closes or replaces fds lo..hi, which may include ours. */
+extern atomic_int swrap_trace_fd_min;
+void swrap_pcap_fd_gone(int lo, int hi);
+static inline void swrap_pcap_check_gone(int lo, int hi)
+{
+	if (SWRAP_UNLIKELY(hi >= atomic_load_explicit(&swrap_trace_fd_min, memory_order_relaxed)))
+		swrap_pcap_fd_gone(lo, hi);
+}
 /* The trace of this configuration, or NULL when none is asked for. */
 struct swrap_pcap *swrap_pcap_for(const struct swrap_config *cfg);
 /* A TCP connection is up: set the sequence numbers; the connecting side
