@@ -29,29 +29,27 @@ HELGRIND = valgrind --tool=helgrind -q --error-exitcode=99 --num-callers=30
 
 .PHONY: check-asan check-tsan check-helgrind check-sanitizers
 
-check-asan:
-	$(MAKE) --no-print-directory BUILD=build/asan CC='$(SAN_CC) $(ASAN_FLAGS)' \
+# $(call san_check,asan|tsan,ASAN|TSAN): the recipe of check-asan / check-tsan. The library
+# and the C test programs are built with $(2)_FLAGS into build/$(1), and the sanitize-marked
+# tests run with $(2)_RT preloaded and $(2)_OPTIONS set to SAN_$(2)_OPTIONS.
+define san_check
+	$(MAKE) --no-print-directory BUILD=build/$(1) CC='$(SAN_CC) $($(2)_FLAGS)' \
 		CFLAGS='$(SAN_CFLAGS)' all
-	@test -f '$(ASAN_RT)' || { echo "no libasan.so for $(SAN_CC)"; exit 1; }
-	CWRAP_TEST_LIBRARY='$(CURDIR)/build/asan/libsocket_wrapper.so' \
-	CWRAP_TEST_PRELOAD='$(realpath $(ASAN_RT))' \
-	CWRAP_TEST_SANITIZER=asan \
-	CWRAP_TEST_CFLAGS='$(SAN_CFLAGS) $(ASAN_FLAGS)' \
+	@test -f '$($(2)_RT)' || { echo "no lib$(1).so for $(SAN_CC)"; exit 1; }
+	CWRAP_TEST_LIBRARY='$(CURDIR)/build/$(1)/libsocket_wrapper.so' \
+	CWRAP_TEST_PRELOAD='$(realpath $($(2)_RT))' \
+	CWRAP_TEST_SANITIZER=$(1) \
+	CWRAP_TEST_CFLAGS='$(SAN_CFLAGS) $($(2)_FLAGS)' \
 	CC='$(SAN_CC)' \
-	ASAN_OPTIONS='$(SAN_ASAN_OPTIONS)' \
+	$(2)_OPTIONS='$(SAN_$(2)_OPTIONS)' \
 	$(SAN_PYTEST) -m sanitize $(SAN_TESTS)
+endef
+
+check-asan:
+	$(call san_check,asan,ASAN)
 
 check-tsan:
-	$(MAKE) --no-print-directory BUILD=build/tsan CC='$(SAN_CC) $(TSAN_FLAGS)' \
-		CFLAGS='$(SAN_CFLAGS)' all
-	@test -f '$(TSAN_RT)' || { echo "no libtsan.so for $(SAN_CC)"; exit 1; }
-	CWRAP_TEST_LIBRARY='$(CURDIR)/build/tsan/libsocket_wrapper.so' \
-	CWRAP_TEST_PRELOAD='$(realpath $(TSAN_RT))' \
-	CWRAP_TEST_SANITIZER=tsan \
-	CWRAP_TEST_CFLAGS='$(SAN_CFLAGS) $(TSAN_FLAGS)' \
-	CC='$(SAN_CC)' \
-	TSAN_OPTIONS='$(SAN_TSAN_OPTIONS)' \
-	$(SAN_PYTEST) -m sanitize $(SAN_TESTS)
+	$(call san_check,tsan,TSAN)
 
 # Helgrind does not model C11 atomics; the library annotates where it publishes data through
 # them (valgrind/helgrind.h), and looks its libc functions up under pthread_once.

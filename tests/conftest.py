@@ -120,28 +120,32 @@ def libcwrap() -> Path:
 # --------------------------------------------------------------------------- helper programs
 
 
+def compile_c(src: Path, exe: Path, flags: Sequence[str], timeout: float = 120) -> Path:
+    """src compiled with $CC (default cc) and flags into exe; the test fails if it cannot be."""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        pytest.fail(f"no C compiler ({cc}) to build {src.name}")
+    res = subprocess.run(
+        [cc, *flags, "-o", str(exe), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if res.returncode != 0:
+        pytest.fail(f"compiling {src.name} with {' '.join(flags)} failed:\n{res.stderr}")
+    return exe
+
+
 @pytest.fixture(scope="session")
 def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """tests/progs/*.c compiled once per session; name (file stem) -> executable."""
-    cc = os.environ.get("CC", "cc")
-    if shutil.which(cc) is None:
-        pytest.fail(f"no C compiler ({cc}) to build the test programs")
     out = tmp_path_factory.mktemp("progs")
-    built: dict[str, Path] = {}
-    for src in sorted(PROGS_SRC.glob("*.c")):
-        exe = out / src.stem
-        res = subprocess.run(
-            [cc, "-O2", "-D_FORTIFY_SOURCE=2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
-             str(src)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if res.returncode != 0:
-            pytest.fail(f"compiling {src.name} failed:\n{res.stderr}")
-        built[src.stem] = exe
-    return built
+    flags = ["-O2", "-D_FORTIFY_SOURCE=2", "-Wall", "-Wextra", "-Werror"]
+    return {
+        src.stem: compile_c(src, out / src.stem, flags)
+        for src in sorted(PROGS_SRC.glob("*.c"))
+    }
 
 
 @pytest.fixture(scope="session")
@@ -285,6 +289,11 @@ def clean_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith("SOCKET_WRAPPER_") and k != "LD_PRELOAD"
     }
+    return with_extra(env, extra)
+
+
+def with_extra(env: dict[str, str], extra: Mapping[str, str | None] | None) -> dict[str, str]:
+    """env with each variable of extra set, or removed where its value is None."""
     for k, v in (extra or {}).items():
         if v is None:
             env.pop(k, None)
@@ -337,12 +346,7 @@ class Net:
             env["SOCKET_WRAPPER_DEFAULT_IFACE"] = str(iface)
         if network is not None:
             env["SOCKET_WRAPPER_IPV4_NETWORK"] = network
-        for k, v in (extra or {}).items():
-            if v is None:
-                env.pop(k, None)
-            else:
-                env[k] = v
-        return env
+        return with_extra(env, extra)
 
     def start(self, argv: Sequence[str], env: Mapping[str, str], name: str = "") -> Proc:
         proc = Proc(argv, env, name)
@@ -417,6 +421,16 @@ class Net:
 def short_tmpdir(prefix: str = "swt-") -> Path:
     """A short directory under /tmp: socket paths must fit in sun_path (99 bytes)."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+@pytest.fixture
+def rendezvous() -> Iterator[Path]:
+    """A short directory (outside SOCKET_WRAPPER_DIR) for the Unix sockets fds travel over."""
+    d = short_tmpdir("swfd-")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

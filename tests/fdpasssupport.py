@@ -3,7 +3,7 @@
 As a script, ``python fdpasssupport.py lab`` is a socket laboratory driven over stdin:
 one JSON command per line (``{"op": "listen", ...}``), one reply line
 ``R<n> {json}`` per command on stdout. The tests run it wrapped or not, and use it as
-sender, receiver, client or server. ``python fdpasssupport.py prefork|client|inherit``
+sender, receiver, client or server. ``python fdpasssupport.py prefork|client|inherit-*|http-child``
 are the programs of the pre-fork-server and inheritance tests. Only the standard library
 is imported at module level: the script runs inside wrapped processes.
 """
@@ -415,19 +415,24 @@ def worker_loop(w: int, via: socket.socket) -> int:
         conn = socket.socket(fileno=fds[0])
         peer = conn.getpeername()
         local = conn.getsockname()
-        req = b""
-        while b"\r\n\r\n" not in req:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            req += chunk
-        path = req.split(b" ")[1].decode() if req.count(b" ") >= 2 else ""
+        path = read_request_path(conn)
         reply = {"worker": w, "pid": os.getpid(), "peer": list(peer), "local": list(local),
                  "family": int(conn.family), "path": path}
         conn.sendall(http_response(json.dumps(reply).encode()))
         conn.close()
         say(f"served {json.dumps(reply)}")
     return 0
+
+
+def read_request_path(conn: socket.socket) -> str:
+    """Reads the head of an HTTP request from conn: the path it asks for ("" if none)."""
+    req = b""
+    while b"\r\n\r\n" not in req:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        req += chunk
+    return req.split(b" ")[1].decode() if req.count(b" ") >= 2 else ""
 
 
 def http_response(body: bytes) -> bytes:
@@ -467,33 +472,26 @@ def client_main(argv: Sequence[str]) -> int:
 
 # --------------------------------------------------------------------------- inheritance
 
-# The program a supervisor execs: serves HTTP on the inherited listening fd 3.
-HTTP_CHILD = r"""
-import json, os, socket, sys
-def say(line): os.write(1, (line + "\n").encode())
-s = socket.socket(fileno=3)
-say(f"child {os.getpid()} " + json.dumps({"sockname": list(s.getsockname()),
-    "family": int(s.family), "type": int(s.type),
-    "acceptconn": s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)}))
-for _ in range(int(sys.argv[1])):
-    conn, peer = s.accept()
-    req = b""
-    while b"\r\n\r\n" not in req:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        req += chunk
-    body = json.dumps({"peer": list(conn.getpeername()), "accept_peer": list(peer),
-                       "local": list(conn.getsockname()),
-                       "path": req.split(b" ")[1].decode()}).encode()
-    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    conn.shutdown(socket.SHUT_WR)
-    conn.recv(1)
-    conn.close()
-s.close()
-say("child done")
-"""
+
+def http_child_main(argv: Sequence[str]) -> int:
+    """What a supervisor execs: serves `count` HTTP requests on the inherited listening fd 3."""
+    s = socket.socket(fileno=3)
+    info = {"sockname": list(s.getsockname()), "family": int(s.family), "type": int(s.type),
+            "acceptconn": s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)}
+    say(f"child {os.getpid()} {json.dumps(info)}")
+    for _ in range(int(argv[0])):
+        conn, peer = s.accept()
+        path = read_request_path(conn)
+        body = json.dumps({"peer": list(conn.getpeername()), "accept_peer": list(peer),
+                           "local": list(conn.getsockname()), "path": path}).encode()
+        conn.sendall(http_response(body))
+        conn.shutdown(socket.SHUT_WR)
+        conn.recv(1)
+        conn.close()
+    s.close()
+    say("child done")
+    return 0
+
 
 # The program a forked child execs with a connected socket on fd 3.
 CONNECTED_CHILD = r"""
@@ -515,7 +513,7 @@ s.close()
 
 
 def inherit_listen_main(argv: Sequence[str]) -> int:
-    """Supervisor: bind host:port (wrapped), put it on fd 3, exec the HTTP child."""
+    """Supervisor: bind host:port (wrapped), put it on fd 3, exec http_child_main."""
     host, port, count = argv[0], int(argv[1]), argv[2]
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -526,7 +524,7 @@ def inherit_listen_main(argv: Sequence[str]) -> int:
         os.dup2(s.fileno(), 3)
         s.close()
     os.set_inheritable(3, True)
-    os.execv(sys.executable, [sys.executable, "-c", HTTP_CHILD, count])
+    os.execv(sys.executable, [sys.executable, str(HERE), "http-child", count])
     return 1
 
 
@@ -701,6 +699,8 @@ def main(argv: Sequence[str]) -> int:
         return inherit_listen_main(rest)
     if cmd == "inherit-connected":
         return inherit_connected_main(rest)
+    if cmd == "http-child":
+        return http_child_main(rest)
     print(f"unknown command {cmd}", file=sys.stderr)
     return 2
 

@@ -27,7 +27,6 @@ import hashlib
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import PROGS_SRC, TIMEOUT, Proc, clean_env
+from conftest import PROGS_SRC, TIMEOUT, Proc, clean_env, compile_c
 
 if TYPE_CHECKING:
     from conftest import Net
@@ -94,7 +93,6 @@ class CTools:
             p for p in os.environ.get("CWRAP_TEST_PRELOAD", "").split(":") if p
         ]
         self.tool = shlex.split(os.environ.get("CWRAP_TEST_TOOL", ""))
-        self.cc = os.environ.get("CC", "cc")
         self._built: dict[str, Path] = {}
 
     # ----------------------------------------------------------------- build
@@ -110,17 +108,8 @@ class CTools:
         key = name + " " + " ".join(flags)
         if key in self._built:
             return str(self._built[key])
-        if shutil.which(self.cc) is None:
-            pytest.fail(f"no C compiler ({self.cc}) to build the test programs")
-        src = PROGS_SRC / f"{name}.c"
         tag = hashlib.sha1(key.encode()).hexdigest()[:8]
-        exe = self.outdir / f"{name}-{tag}"
-        res = subprocess.run(
-            [self.cc, *flags, "-o", str(exe), str(src)],
-            capture_output=True, text=True, timeout=180, check=False,
-        )
-        if res.returncode != 0:
-            pytest.fail(f"compiling {src.name} with {' '.join(flags)} failed:\n{res.stderr}")
+        exe = compile_c(PROGS_SRC / f"{name}.c", self.outdir / f"{name}-{tag}", flags, 180)
         self._built[key] = exe
         return str(exe)
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Net, Proc
+from conftest import REPO, Net, Proc, compile_c
 
 BENCH_SRC = REPO / "bench"
 CONNECTIONS = 10000
@@ -35,22 +33,12 @@ TIMING_KEYS = {
 
 @pytest.fixture(scope="module")
 def scale_progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    cc = os.environ.get("CC", "cc")
-    if shutil.which(cc) is None:
-        pytest.fail(f"no C compiler ({cc}) to build the scale programs")
     out = tmp_path_factory.mktemp("scale")
-    built: dict[str, str] = {}
-    for name in ("scale_epoll", "scale_maxsock"):
-        exe = out / name
-        res = subprocess.run(
-            [cc, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
-             str(BENCH_SRC / f"{name}.c")],
-            capture_output=True, text=True, timeout=120, check=False,
-        )
-        if res.returncode != 0:
-            pytest.fail(f"compiling bench/{name}.c failed:\n{res.stderr}")
-        built[name] = str(exe)
-    return built
+    flags = ["-O2", "-Wall", "-Wextra", "-Werror"]
+    return {
+        name: str(compile_c(BENCH_SRC / f"{name}.c", out / name, flags))
+        for name in ("scale_epoll", "scale_maxsock")
+    }
 
 
 @pytest.fixture

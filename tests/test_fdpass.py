@@ -44,16 +44,6 @@ from fdpasssupport import (
 SCRIPT = [sys.executable, str(HERE)]
 
 
-@pytest.fixture
-def rendezvous() -> Iterator[Path]:
-    """A short directory (outside SOCKET_WRAPPER_DIR) for the Unix sockets fds travel over."""
-    d = short_tmpdir("swfd-")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def _link(sender: LabProc, receiver: LabProc, where: Path, name: str = "via") -> None:
     path = str(where / name)
     receiver.do("unix_listen", name=name + "-l", path=path)

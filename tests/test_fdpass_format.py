@@ -11,10 +11,8 @@ sees; then Python writes a changed record and the wrapped receiver must report t
 
 from __future__ import annotations
 
-import shutil
 import socket
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +21,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import short_tmpdir
 from cwrap_py import fdpass
 from fdpasssupport import LabProc, records_in, start_lab, tcp_segments, wait_until
 
@@ -32,16 +29,6 @@ if TYPE_CHECKING:
 
 TCP = socket.IPPROTO_TCP
 IP = socket.IPPROTO_IP
-
-
-@pytest.fixture
-def rendezvous() -> Iterator[Path]:
-    """A short directory (outside SOCKET_WRAPPER_DIR) for the Unix sockets fds travel over."""
-    d = short_tmpdir("swfd-")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- pure Python

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 #define TSIZE 1048573u /* prime: streams do not line up with powers of two */
 #define CHUNK 65536u
 #define MAXN 256
@@ -147,25 +149,11 @@ static void run_conn(struct conn *c)
 	pthread_join(t, NULL);
 }
 
-static int read_full(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = read(fd, (char *)p + got, n - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
 static void *server_conn(void *arg)
 {
 	struct conn *c = arg;
 	uint32_t id;
-	if (read_full(c->fd, &id, sizeof(id)) < 0 || ntohl(id) >= MAXN) {
+	if (read_full(c->fd, &id, sizeof(id)) != 1 || ntohl(id) >= MAXN) {
 		fail(c, "bad stream header%zu%s", 0, 0);
 		return NULL;
 	}
@@ -174,37 +162,13 @@ static void *server_conn(void *arg)
 	return NULL;
 }
 
-static socklen_t make_addr(const char *host, const char *port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(host, ':') != NULL) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)atoi(port));
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
-			return 0;
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)atoi(port));
-	if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
-		return 0;
-	return sizeof(*in);
-}
-
 static void *client_conn(void *arg)
 {
 	struct conn *c = arg;
 	uint32_t id = htonl(c->stream);
-	size_t done = 0;
-	while (done < sizeof(id)) {
-		ssize_t w = write(c->fd, (char *)&id + done, sizeof(id) - done);
-		if (w < 0) {
-			fail(c, "header write failed%zu: %s", 0, errno);
-			return NULL;
-		}
-		done += (size_t)w;
+	if (write_all(c->fd, &id, sizeof(id)) != 0) {
+		fail(c, "header write failed%zu: %s", 0, errno);
+		return NULL;
 	}
 	run_conn(c);
 	return NULL;
@@ -229,7 +193,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int is_server = argv[1][0] == 's';
-	socklen_t len = make_addr(argv[2], argv[3], &ss);
+	socklen_t len = parse_addr(argv[2], (unsigned)atoi(argv[3]), &ss);
 	unsigned n = (unsigned)atoi(argv[4]);
 	size = strtoull(argv[5], NULL, 10);
 	if (len == 0 || n == 0 || n > MAXN) {
@@ -237,12 +201,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	uint64_t x = 0x9E3779B97F4A7C15ull;
-	for (size_t i = 0; i < sizeof(table); i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		table[i] = (unsigned char)(x >> 24);
-	}
+	for (size_t i = 0; i < sizeof(table); i++)
+		table[i] = (unsigned char)(xorshift(&x) >> 24);
 	memcpy(table + TSIZE, table, CHUNK); /* slices wrap around contiguously */
 
 	double t0 = now();

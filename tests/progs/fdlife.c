@@ -37,7 +37,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,107 +55,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
+#define PROGS_SELF_CHECK
+#include "progs.h"
+
 static const char *host4 = "127.0.0.1";
 static const char *host6 = "::1";
 
 /* ------------------------------------------------------------------ helpers */
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-	static char buf[32];
-	if (n != NULL)
-		return n;
-	snprintf(buf, sizeof(buf), "E%d", e);
-	return buf;
-}
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("FAIL ", stdout);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	failures++;
-}
-
-/* "ok" only if nothing failed since the previous ok(). */
-static void ok(const char *what)
-{
-	static int seen;
-	if (failures == seen)
-		printf("ok %s\n", what);
-	seen = failures;
-}
-
-static void die(const char *what)
-{
-	printf("FAIL %s: %s\n", what, ename(errno));
-	exit(1);
-}
-
-static const char *fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t n)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(buf, n, "%s %u", host, ntohs(in->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(buf, n, "%s %u", host, ntohs(in6->sin6_port));
-	} else if (ss->ss_family == AF_UNIX) {
-		snprintf(buf, n, "unix:%s", ((const struct sockaddr_un *)ss)->sun_path);
-	} else {
-		snprintf(buf, n, "family=%d", ss->ss_family);
-	}
-	return buf;
-}
-
-static socklen_t make_addr(int family, const char *host, unsigned port,
-			   struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
-			printf("FAIL bad address %s\n", host);
-			exit(2);
-		}
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
-		printf("FAIL bad address %s\n", host);
-		exit(2);
-	}
-	return sizeof(*in);
-}
-
-static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-		return x->sin6_port == y->sin6_port &&
-		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-	}
-	return 1;
-}
 
 static int name_of(int fd, struct sockaddr_storage *ss)
 {
@@ -187,7 +92,7 @@ static int bound_socket(int family, int type, const char *host, struct sockaddr_
 		return -1;
 	if (host != NULL) {
 		struct sockaddr_storage ss;
-		socklen_t len = make_addr(family, host, 0, &ss);
+		socklen_t len = make_addr(host, 0, &ss);
 		if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
 			int e = errno;
 			close(fd);
@@ -202,44 +107,6 @@ static int bound_socket(int family, int type, const char *host, struct sockaddr_
 
 /* ---- socket files in SOCKET_WRAPPER_DIR (only when running wrapped) */
 
-static int wrapped_mode(void)
-{
-	const char *dir = getenv("SOCKET_WRAPPER_DIR");
-	const char *pre = getenv("LD_PRELOAD");
-	return dir != NULL && *dir && pre != NULL && strstr(pre, "socket_wrapper") != NULL;
-}
-
-/* 1 if the file of this emulated address exists, 0 if not, -1 on the kernel. */
-static int sw_file_exists(const struct sockaddr_storage *ss, int type)
-{
-	if (!wrapped_mode())
-		return -1;
-	unsigned iface, port;
-	char kind;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-		iface = ntohl(in->sin_addr.s_addr) & 0xff;
-		port = ntohs(in->sin_port);
-		kind = type == SOCK_STREAM ? 'T' : 'U';
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)ss;
-		iface = in6->sin6_addr.s6_addr[15];
-		port = ntohs(in6->sin6_port);
-		kind = type == SOCK_STREAM ? 'X' : 'Y';
-	} else {
-		return -1;
-	}
-	if (iface == 0) {
-		const char *d = getenv("SOCKET_WRAPPER_DEFAULT_IFACE");
-		iface = d != NULL && *d ? (unsigned)atoi(d) : 1;
-	}
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/%c%02X%04X", getenv("SOCKET_WRAPPER_DIR"), kind, iface,
-		 port);
-	struct stat st;
-	return stat(path, &st) == 0;
-}
-
 static void expect_file(const char *what, const struct sockaddr_storage *ss, int type, int want)
 {
 	int have = sw_file_exists(ss, type);
@@ -247,7 +114,7 @@ static void expect_file(const char *what, const struct sockaddr_storage *ss, int
 	if (have < 0)
 		return;
 	if (have != want)
-		fail("%s: socket file of %s %s", what, fmt_addr(ss, buf, sizeof(buf)),
+		fail("%s: socket file of %s %s", what, addr_text(ss, buf, sizeof(buf)),
 		     want ? "missing" : "still exists");
 }
 
@@ -271,8 +138,8 @@ static void expect_inet(const char *what, int fd, int family, int type,
 	if (name_of(fd, &ss) != 0)
 		fail("%s: fd %d getsockname: %s", what, fd, ename(errno));
 	else if (!same_addr(&ss, name))
-		fail("%s: fd %d getsockname %s, expected %s", what, fd, fmt_addr(&ss, a, sizeof(a)),
-		     fmt_addr(name, b, sizeof(b)));
+		fail("%s: fd %d getsockname %s, expected %s", what, fd, addr_text(&ss, a, sizeof(a)),
+		     addr_text(name, b, sizeof(b)));
 }
 
 /* fd is open and not a socket at all. */
@@ -288,7 +155,7 @@ static void expect_nonsock(const char *what, int fd)
 	errno = 0;
 	if (name_of(fd, &ss) == 0 || errno != ENOTSOCK)
 		fail("%s: getsockname on non-socket fd %d gave %s (%s), expected ENOTSOCK", what, fd,
-		     errno ? ename(errno) : "success", fmt_addr(&ss, a, sizeof(a)));
+		     errno ? ename(errno) : "success", addr_text(&ss, a, sizeof(a)));
 	errno = 0;
 	if (peer_of(fd, &ss) == 0 || errno != ENOTSOCK)
 		fail("%s: getpeername on non-socket fd %d gave %s, expected ENOTSOCK", what, fd,
@@ -315,7 +182,7 @@ static void expect_unix(const char *what, int fd, int type)
 		fail("%s: fd %d getsockname: %s, expected an AF_UNIX name", what, fd, ename(errno));
 	else if (ss.ss_family != AF_UNIX)
 		fail("%s: fd %d getsockname %s, expected an AF_UNIX name", what, fd,
-		     fmt_addr(&ss, a, sizeof(a)));
+		     addr_text(&ss, a, sizeof(a)));
 }
 
 static int cloexec_of(int fd)
@@ -410,19 +277,19 @@ static int cmd_dup(void)
 		die("accept on the last copy");
 	name_of(c, &C);
 	if (!same_addr(&ss, &C))
-		fail("accept gave %s, client is %s", fmt_addr(&ss, a, sizeof(a)),
-		     fmt_addr(&C, b, sizeof(b)));
+		fail("accept gave %s, client is %s", addr_text(&ss, a, sizeof(a)),
+		     addr_text(&C, b, sizeof(b)));
 	name_of(acc, &A);
 	if (!same_addr(&A, &L))
-		fail("accepted socket named %s, expected %s", fmt_addr(&A, a, sizeof(a)),
-		     fmt_addr(&L, b, sizeof(b)));
+		fail("accepted socket named %s, expected %s", addr_text(&A, a, sizeof(a)),
+		     addr_text(&L, b, sizeof(b)));
 	ok("closing copies keeps the listener alive");
 
 	/* A connected socket: the copy keeps the connection. */
 	int dc = dup(c);
 	close(c);
 	if (peer_of(dc, &ss) != 0 || !same_addr(&ss, &L))
-		fail("getpeername on the copy of a connected socket: %s", fmt_addr(&ss, a, sizeof(a)));
+		fail("getpeername on the copy of a connected socket: %s", addr_text(&ss, a, sizeof(a)));
 	expect_inet("copy of a connected socket", dc, AF_INET, SOCK_STREAM, &C);
 	if (send(dc, "ping", 4, 0) != 4)
 		fail("send on the copy: %s", ename(errno));
@@ -518,10 +385,7 @@ static unsigned long made[32], closed_by[8], opened;
 
 static uint64_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return xorshift(&rng);
 }
 
 static void check_ent(int fd, const char *when)
@@ -926,7 +790,7 @@ static int cmd_churn(unsigned long steps, uint64_t seed, unsigned long fill)
 		made_fill++;
 	}
 	const char *max = getenv("SOCKET_WRAPPER_MAX_SOCKETS");
-	if (wrapped_mode() && max != NULL && strtoul(max, NULL, 10) == fill) {
+	if (wrapped() && max != NULL && strtoul(max, NULL, 10) == fill) {
 		errno = 0;
 		int fd = socket(AF_INET, SOCK_DGRAM, 0);
 		if (fd >= 0 || errno != ENFILE)

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 static atomic_int stop;
 static atomic_ulong hammer_ops;
 static atomic_int failures;
@@ -40,12 +42,6 @@ static int family;
 static struct sockaddr_storage tcp_addr, udp_addr, inherited_name;
 static socklen_t addr_len;
 static int lst = -1, udp = -1, inherited = -1;
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-	return n != NULL ? n : "E?";
-}
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
@@ -63,35 +59,6 @@ static void fail(const char *fmt, ...)
 	ssize_t ignored = write(1, line, (size_t)n);
 	(void)ignored;
 	atomic_fetch_add(&failures, 1);
-}
-
-static socklen_t make_addr(unsigned port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (void *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		inet_pton(AF_INET6, host, &in6->sin6_addr);
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (void *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)port);
-	inet_pton(AF_INET, host, &in->sin_addr);
-	return sizeof(*in);
-}
-
-static int same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
 }
 
 static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -119,10 +86,7 @@ static void *tcp_echo(void *arg)
 				fail("accept: %s", ename(errno));
 			continue;
 		}
-		ssize_t n;
-		while ((n = read(a, buf, sizeof(buf))) > 0)
-			if (write(a, buf, (size_t)n) != n)
-				break;
+		echo_stream(a, buf, sizeof(buf));
 		close(a);
 	}
 	return NULL;
@@ -149,9 +113,7 @@ static void *hammer(void *arg)
 {
 	uint64_t r = 88172645463325252ull + (uint64_t)(intptr_t)arg;
 	while (!atomic_load(&stop)) {
-		r ^= r << 13;
-		r ^= r >> 7;
-		r ^= r << 17;
+		xorshift(&r);
 		int type = (r & 1) ? SOCK_STREAM : SOCK_DGRAM;
 		int s = socket(family, type, 0);
 		if (s < 0) {
@@ -159,7 +121,7 @@ static void *hammer(void *arg)
 			continue;
 		}
 		struct sockaddr_storage ss, name;
-		socklen_t len = make_addr(0, &ss);
+		socklen_t len = make_addr(host, 0, &ss);
 		if ((r & 6) == 0 && bind(s, (struct sockaddr *)&ss, len) != 0)
 			fail("hammer: bind: %s", ename(errno));
 		int d = (r & 8) ? dup(s) : -1;
@@ -189,7 +151,7 @@ static void child(int index)
 
 	/* The socket inherited from the parent keeps its identity. */
 	if (getsockname(inherited, (struct sockaddr *)&name, &len) != 0 ||
-	    !same(&name, &inherited_name))
+	    !same_addr(&name, &inherited_name))
 		fail("child %d: inherited socket lost its name (%s)", index, ename(errno));
 
 	/* TCP to the parent's echo. */
@@ -205,10 +167,8 @@ static void child(int index)
 	if (write(c, msg, (size_t)n) != n)
 		fail("child %d: write: %s", index, ename(errno));
 	shutdown(c, SHUT_WR);
-	int got = 0;
+	int got = (int)read_to_eof(c, back, sizeof(back));
 	ssize_t k;
-	while ((k = read(c, back + got, sizeof(back) - (size_t)got)) > 0)
-		got += (int)k;
 	if (got != n || memcmp(back, msg, (size_t)n) != 0)
 		fail("child %d: TCP echo: got %d bytes, expected %d", index, got, n);
 	close(c);
@@ -230,7 +190,7 @@ static void child(int index)
 		ok = 1;
 		if (k != n || memcmp(back, msg, (size_t)n) != 0)
 			fail("child %d: UDP echo mismatch", index);
-		if (!same(&ss, &udp_addr))
+		if (!same_addr(&ss, &udp_addr))
 			fail("child %d: UDP reply not from the parent's address", index);
 	}
 	if (!ok)
@@ -249,11 +209,11 @@ int main(int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
 	host = argv[1];
-	family = strchr(host, ':') ? AF_INET6 : AF_INET;
+	family = family_of(host);
 	int forks = atoi(argv[2]), hammers = atoi(argv[3]), inflight = atoi(argv[4]);
 
 	struct sockaddr_storage ss;
-	addr_len = make_addr(0, &ss);
+	addr_len = make_addr(host, 0, &ss);
 	lst = socket(family, SOCK_STREAM, 0);
 	udp = socket(family, SOCK_DGRAM, 0);
 	inherited = socket(family, SOCK_DGRAM, 0);

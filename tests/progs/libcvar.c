@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,89 +27,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#define PROGS_SELF_CHECK
+#include "progs.h"
+
 /* Sun RPC's header is gone from glibc; the function is still there. */
 int bindresvport(int sd, struct sockaddr_in *sin);
 
-static int failures;
 static const char *host4, *host6;
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-	return n != NULL ? n : "E?";
-}
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("FAIL ", stdout);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	failures++;
-}
-
-static void ok(const char *what)
-{
-	static int seen;
-	if (failures == seen)
-		printf("ok %s\n", what);
-	seen = failures;
-}
-
-static void die(const char *what)
-{
-	printf("FAIL %s: %s\n", what, ename(errno));
-	exit(1);
-}
-
-static const char *text(const struct sockaddr_storage *ss, char *buf, size_t n)
-{
-	char h[INET6_ADDRSTRLEN] = "?";
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, h, sizeof(h));
-		snprintf(buf, n, "%s %u", h, ntohs(((const struct sockaddr_in *)ss)->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, h, sizeof(h));
-		snprintf(buf, n, "%s %u", h, ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
-	} else if (ss->ss_family == AF_UNIX) {
-		snprintf(buf, n, "unix:%.60s", ((const struct sockaddr_un *)ss)->sun_path);
-	} else {
-		snprintf(buf, n, "family=%d", ss->ss_family);
-	}
-	return buf;
-}
-
-static int fam_of(const char *h)
-{
-	return strchr(h, ':') ? AF_INET6 : AF_INET;
-}
-
-static socklen_t mk(const char *h, unsigned port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (fam_of(h) == AF_INET6) {
-		struct sockaddr_in6 *in6 = (void *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		inet_pton(AF_INET6, h, &in6->sin6_addr);
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (void *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)port);
-	inet_pton(AF_INET, h, &in->sin_addr);
-	return sizeof(*in);
-}
 
 static void expect_same(const char *what, const struct sockaddr_storage *have,
 			const struct sockaddr_storage *want)
 {
 	char a[96], b[96];
-	text(have, a, sizeof(a));
-	text(want, b, sizeof(b));
+	addr_text(have, a, sizeof(a));
+	addr_text(want, b, sizeof(b));
 	if (strcmp(a, b) != 0)
 		fail("%s: %s, expected %s", what, a, b);
 }
@@ -138,46 +68,14 @@ static void peer(int fd, struct sockaddr_storage *ss)
 static void sender_of(int fd, const char *h, struct sockaddr_storage *ss)
 {
 	name(fd, ss);
-	unsigned port = ss->ss_family == AF_INET ? ntohs(((struct sockaddr_in *)ss)->sin_port)
-						  : ntohs(((struct sockaddr_in6 *)ss)->sin6_port);
-	mk(h, port, ss);
-}
-
-static int wrapped(void)
-{
-	const char *d = getenv("SOCKET_WRAPPER_DIR"), *p = getenv("LD_PRELOAD");
-	return d && *d && p && strstr(p, "socket_wrapper");
-}
-
-/* 1/0: the socket file of this (TCP) address exists; -1 on the kernel. */
-static int file_of(const struct sockaddr_storage *ss, char kind)
-{
-	if (!wrapped())
-		return -1;
-	unsigned iface, port;
-	if (ss->ss_family == AF_INET) {
-		iface = ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) & 0xff;
-		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	} else {
-		iface = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr[15];
-		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	}
-	if (iface == 0) {
-		const char *d = getenv("SOCKET_WRAPPER_DEFAULT_IFACE");
-		iface = d ? (unsigned)atoi(d) : 1;
-	}
-	char path[4200];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/%c%02X%04X", getenv("SOCKET_WRAPPER_DIR"), kind, iface,
-		 port);
-	return stat(path, &st) == 0;
+	make_addr(h, port_of(ss), ss);
 }
 
 static int listener(const char *h, struct sockaddr_storage *L)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = mk(h, 0, &ss);
-	int s = socket(fam_of(h), SOCK_STREAM, 0);
+	socklen_t len = make_addr(h, 0, &ss);
+	int s = socket(family_of(h), SOCK_STREAM, 0);
 	if (s < 0 || bind(s, (struct sockaddr *)&ss, len) != 0 || listen(s, 8) != 0)
 		die("listener");
 	name(s, L);
@@ -222,7 +120,7 @@ static void check_fcntl64(void)
 		fail("accept on a listener made non-blocking with fcntl64: %s", ename(errno));
 	close(s);
 	close(d);
-	if (file_of(&L, 'T') == 0)
+	if (sw_file_exists(&L, SOCK_STREAM) == 0)
 		fail("the listener's file vanished while an fcntl64 copy is open");
 	int c = connect_to(&L);
 	int a = accept(d2, NULL, NULL);
@@ -231,7 +129,7 @@ static void check_fcntl64(void)
 	close(a);
 	close(c);
 	close(d2);
-	if (file_of(&L, 'T') == 1)
+	if (sw_file_exists(&L, SOCK_STREAM) == 1)
 		fail("the listener's file is left after closing every copy");
 	ok("fcntl64");
 }
@@ -243,7 +141,7 @@ static void check_accept4(const char *h)
 	struct sockaddr_storage L, C, from, ss;
 	char what[64];
 	int s = listener(h, &L);
-	socklen_t full = fam_of(h) == AF_INET ? sizeof(struct sockaddr_in)
+	socklen_t full = family_of(h) == AF_INET ? sizeof(struct sockaddr_in)
 					       : sizeof(struct sockaddr_in6);
 	/* flags */
 	int c = connect_to(&L);
@@ -300,7 +198,7 @@ static void check_accept4(const char *h)
 
 /* ------------------------------------------------------------------ bindresvport */
 
-static void check_bindresvport(int type, char kind)
+static void check_bindresvport(int type)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in sin;
@@ -319,14 +217,14 @@ static void check_bindresvport(int type, char kind)
 	if (ss.ss_family != AF_INET || in->sin_addr.s_addr != htonl(INADDR_ANY) || p1 < 600 ||
 	    p1 > 1023) {
 		char t[96];
-		fail("%s(NULL): bound to %s", what, text(&ss, t, sizeof(t)));
+		fail("%s(NULL): bound to %s", what, addr_text(&ss, t, sizeof(t)));
 	}
-	if (file_of(&ss, kind) == 0)
+	if (sw_file_exists(&ss, type) == 0)
 		fail("%s(NULL): no socket file for port %u", what, p1);
 	/* the wildcard is reachable on the default interface */
 	if (type == SOCK_STREAM) {
 		struct sockaddr_storage to;
-		mk(host4, p1, &to);
+		make_addr(host4, p1, &to);
 		listen(s, 2);
 		int c = connect_to(&to);
 		int a = accept(s, NULL, NULL);
@@ -347,11 +245,11 @@ static void check_bindresvport(int type, char kind)
 		unsigned p2 = ntohs(in->sin_port);
 		char want[64], t[96];
 		snprintf(want, sizeof(want), "%s %u", host4, p2);
-		if (strcmp(text(&ss, t, sizeof(t)), want) != 0 || p2 < 600 || p2 > 1023 || p2 == p1)
+		if (strcmp(addr_text(&ss, t, sizeof(t)), want) != 0 || p2 < 600 || p2 > 1023 || p2 == p1)
 			fail("%s(%s): bound to %s (the first got %u)", what, host4, t, p1);
 		if (ntohs(sin.sin_port) != p2)
 			fail("%s: port %u written back, bound to %u", what, ntohs(sin.sin_port), p2);
-		if (file_of(&ss, kind) == 0)
+		if (sw_file_exists(&ss, type) == 0)
 			fail("%s: no socket file for %s", what, want);
 	}
 	close(s);
@@ -369,9 +267,9 @@ static void check_fortify_udp(const char *h)
 	struct sockaddr_storage U, C, from;
 	char what[64];
 	snprintf(what, sizeof(what), "fortified recvfrom/recv/read on udp %s", h);
-	socklen_t len = mk(h, 0, &U);
-	int u = socket(fam_of(h), SOCK_DGRAM, 0);
-	int c = socket(fam_of(h), SOCK_DGRAM, 0);
+	socklen_t len = make_addr(h, 0, &U);
+	int u = socket(family_of(h), SOCK_DGRAM, 0);
+	int c = socket(family_of(h), SOCK_DGRAM, 0);
 	if (u < 0 || c < 0 || bind(u, (struct sockaddr *)&U, len) != 0)
 		die("udp sockets");
 	name(u, &U);
@@ -386,7 +284,7 @@ static void check_fortify_udp(const char *h)
 	if (n != 8 || memcmp(buf, "datagram", 8) != 0)
 		fail("%s: recvfrom gave %zd", what, n);
 	expect_same("__recvfrom_chk source address", &from, &C);
-	if (flen != (fam_of(h) == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)))
+	if (flen != (family_of(h) == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)))
 		fail("__recvfrom_chk address length %u", flen);
 	n = recv(u, buf, want_len, 0); /* __recv_chk */
 	if (n != 8 || memcmp(buf, "datagram", 8) != 0)
@@ -437,32 +335,13 @@ static void check_fortify_tcp(const char *h)
 
 /* ------------------------------------------------------------------ syscall */
 
-static int unix_backed(int fd)
-{
-	struct stat st;
-	char line[1024];
-	int found = 0;
-	if (fstat(fd, &st) != 0)
-		return 0;
-	FILE *f = fopen("/proc/self/net/unix", "r");
-	if (f == NULL)
-		return 0;
-	while (!found && fgets(line, sizeof(line), f) != NULL) {
-		unsigned long ino = 0;
-		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %lu", &ino) == 1 && ino == st.st_ino)
-			found = 1;
-	}
-	fclose(f);
-	return found;
-}
-
 static void check_syscall_tcp(const char *h)
 {
 	struct sockaddr_storage L, L2, C, from, ss;
 	char what[64];
 	snprintf(what, sizeof(what), "syscall() tcp %s", h);
-	int fam = fam_of(h);
-	socklen_t len = mk(h, 0, &ss);
+	int fam = family_of(h);
+	socklen_t len = make_addr(h, 0, &ss);
 	int l = (int)syscall(SYS_socket, fam, SOCK_STREAM, 0);
 	if (l < 0)
 		die("SYS_socket");
@@ -475,7 +354,7 @@ static void check_syscall_tcp(const char *h)
 		fail("%s: SYS_getsockname: %s", what, ename(errno));
 	name(l, &L2);
 	expect_same("SYS_getsockname vs getsockname", &L, &L2);
-	if (file_of(&L, fam == AF_INET ? 'T' : 'X') == 0)
+	if (sw_file_exists(&L, SOCK_STREAM) == 0)
 		fail("%s: no socket file after SYS_bind", what);
 
 	int c = (int)syscall(SYS_socket, fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -544,7 +423,7 @@ static void check_syscall_tcp(const char *h)
 		if (fds[i] >= 0 && syscall(SYS_close, fds[i]) != 0)
 			fail("SYS_close: %s", ename(errno));
 	syscall(SYS_close, l);
-	if (file_of(&L, fam == AF_INET ? 'T' : 'X') == 1)
+	if (sw_file_exists(&L, SOCK_STREAM) == 1)
 		fail("%s: the listener's file is left after SYS_close", what);
 	/* SYS_socketpair goes through */
 	int sp[2];
@@ -562,8 +441,8 @@ static void check_syscall_udp(const char *h)
 	struct sockaddr_storage U, C, from;
 	char what[64], buf[64];
 	snprintf(what, sizeof(what), "syscall() udp %s", h);
-	int fam = fam_of(h);
-	socklen_t len = mk(h, 0, &U);
+	int fam = family_of(h);
+	socklen_t len = make_addr(h, 0, &U);
 	int u = (int)syscall(SYS_socket, fam, SOCK_DGRAM, 0);
 	int c = (int)syscall(SYS_socket, fam, SOCK_DGRAM, 0);
 	if (u < 0 || c < 0 || syscall(SYS_bind, u, &U, len) != 0)
@@ -647,8 +526,8 @@ int main(int argc, char **argv)
 		check_accept4(host4);
 		check_accept4(host6);
 	} else if (strcmp(c, "bindresvport") == 0) {
-		check_bindresvport(SOCK_STREAM, 'T');
-		check_bindresvport(SOCK_DGRAM, 'U');
+		check_bindresvport(SOCK_STREAM);
+		check_bindresvport(SOCK_DGRAM);
 	} else if (strcmp(c, "fortify_udp") == 0) {
 		check_fortify_udp(host4);
 		check_fortify_udp(host6);

@@ -18,51 +18,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 static unsigned base_port;
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-	return n != NULL ? n : "E?";
-}
-
-static socklen_t make_addr(const char *host, unsigned port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(host, ':') != NULL) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
-			exit(2);
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
-		exit(2);
-	return sizeof(*in);
-}
 
 static void fmt_addr(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t n)
 {
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
+	char host[INET6_ADDRSTRLEN];
+	unsigned port;
 	if (len == 0) {
 		snprintf(out, n, "(none)");
 		return;
 	}
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	} else {
-		snprintf(out, n, "family=%d", ss->ss_family);
+	if (!host_port(ss, host, sizeof(host), &port)) {
+		snprintf(out, n, "%s", host);
 		return;
 	}
 	if (port == base_port)

@@ -26,7 +26,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,75 +36,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define PROGS_SELF_CHECK
+#include "progs.h"
+
 extern char **environ;
 
-static int failures;
 static const char *self;
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-	return n != NULL ? n : "E?";
-}
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("FAIL ", stdout);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	failures++;
-}
-
-static void ok(const char *what)
-{
-	static int seen;
-	if (failures == seen)
-		printf("ok %s\n", what);
-	seen = failures;
-}
-
-static int family_of(const char *host)
-{
-	return strchr(host, ':') ? AF_INET6 : AF_INET;
-}
-
-static socklen_t make_addr(const char *host, unsigned port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family_of(host) == AF_INET6) {
-		struct sockaddr_in6 *in6 = (void *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		inet_pton(AF_INET6, host, &in6->sin6_addr);
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (void *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)port);
-	inet_pton(AF_INET, host, &in->sin_addr);
-	return sizeof(*in);
-}
-
-static void host_text(const struct sockaddr_storage *ss, char *buf, size_t n)
-{
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)n);
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf,
-			  (socklen_t)n);
-	else
-		snprintf(buf, n, "family=%d", ss->ss_family);
-}
-
-static unsigned port_of(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
-					: ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-}
 
 /* The address text of interface n in the family of host (127 or 10.53.57 net). */
 static void iface_text(const char *host, unsigned n, char *buf, size_t len)
@@ -120,26 +56,6 @@ static void iface_text(const char *host, unsigned n, char *buf, size_t len)
 		snprintf(buf, len, "%s.%u", net && strcmp(net, "10.53.57.0") == 0 ? "10.53.57" : "127.0.0",
 			 n);
 	}
-}
-
-/* Is fd a Unix socket (its inode listed in /proc/self/net/unix)? */
-static bool unix_backed(int fd)
-{
-	struct stat st;
-	char line[1024];
-	bool found = false;
-	if (fstat(fd, &st) != 0)
-		return false;
-	FILE *f = fopen("/proc/self/net/unix", "r");
-	if (f == NULL)
-		return false;
-	while (!found && fgets(line, sizeof(line), f) != NULL) {
-		unsigned long ino = 0;
-		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %lu", &ino) == 1 && ino == st.st_ino)
-			found = true;
-	}
-	fclose(f);
-	return found;
 }
 
 static int enabled(void)
@@ -180,7 +96,7 @@ static int cmd_child(unsigned port, int cloexec_fd, const char *host, unsigned i
 	char have[64], want[64], msg[160];
 	len = sizeof(ss);
 	getsockname(s, (struct sockaddr *)&ss, &len);
-	host_text(&ss, have, sizeof(have));
+	host_port(&ss, have, sizeof(have), NULL);
 	iface_text(host, iface, want, sizeof(want));
 	if (strcmp(have, want) != 0)
 		fail("child: its address is %s, expected %s (SOCKET_WRAPPER_DEFAULT_IFACE=%s)", have,
@@ -235,13 +151,11 @@ static int accept_child(int lst, const char *host, unsigned iface, const char *h
 		return -1;
 	}
 	char have[64], want[64], msg[160] = {0}, expect[160];
-	host_text(&from, have, sizeof(have));
+	host_port(&from, have, sizeof(have), NULL);
 	iface_text(host, iface, want, sizeof(want));
 	if (strcmp(have, want) != 0)
 		fail("%s: the child connected from %s, expected %s", how, have, want);
-	ssize_t n = 0, k;
-	while ((k = read(a, msg + n, sizeof(msg) - 1 - (size_t)n)) > 0)
-		n += k;
+	read_to_eof(a, msg, sizeof(msg) - 1);
 	snprintf(expect, sizeof(expect), "hello from %s", want);
 	if (strcmp(msg, expect) != 0)
 		fail("%s: the child said \"%s\"", how, msg);
@@ -376,7 +290,7 @@ static int cmd_parent(const char *host, const char *otherdir)
 	mlen = sizeof(me);
 	getsockname(c, (struct sockaddr *)&me, &mlen);
 	char have[64], want[64];
-	host_text(&me, have, sizeof(have));
+	host_port(&me, have, sizeof(have), NULL);
 	iface_text(host, (unsigned)atoi(orig), want, sizeof(want));
 	if (strcmp(have, want) != 0)
 		fail("parent after setenv back: %s, expected %s", have, want);
@@ -422,14 +336,14 @@ static void connect_as(int lst, const char *host, const char *want_local, const 
 	char have[64];
 	len = sizeof(ss);
 	getsockname(c, (struct sockaddr *)&ss, &len);
-	host_text(&ss, have, sizeof(have));
+	host_port(&ss, have, sizeof(have), NULL);
 	if (strcmp(have, want_local) != 0)
 		fail("%s: connected from %s, expected %s", what, have, want_local);
 	len = sizeof(ss);
 	int a = accept(lst, (struct sockaddr *)&ss, &len);
 	if (a < 0)
 		fail("%s: accept: %s", what, ename(errno));
-	host_text(&ss, have, sizeof(have));
+	host_port(&ss, have, sizeof(have), NULL);
 	if (strcmp(have, want_local) != 0)
 		fail("%s: accept saw %s, expected %s", what, have, want_local);
 	close(a);

@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 #define MAX_FDS 64
 
 static int fds[MAX_FDS];
@@ -54,17 +56,6 @@ static int nfds;
 static int cur = -1;
 static struct sockaddr_storage from_addr;
 static socklen_t from_len;
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-	static char buf[32];
-
-	if (n != NULL)
-		return n;
-	snprintf(buf, sizeof(buf), "E%d", e);
-	return buf;
-}
 
 static void result(const char *op, int rc)
 {
@@ -113,29 +104,6 @@ static void print_addr(const char *op, const struct sockaddr *sa, socklen_t len)
 	}
 }
 
-static socklen_t make_addr(const char *host, const char *port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(host, ':') != NULL) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)atoi(port));
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
-			fprintf(stderr, "sockops: bad address %s\n", host);
-			exit(2);
-		}
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)atoi(port));
-	if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
-		fprintf(stderr, "sockops: bad address %s\n", host);
-		exit(2);
-	}
-	return sizeof(*in);
-}
-
 static int inode_in(const char *path, unsigned long ino, int column)
 {
 	FILE *f = fopen(path, "r");
@@ -181,15 +149,6 @@ static void backing(void)
 		printf("backing: unknown\n");
 }
 
-static uint32_t fnv(uint32_t h, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static void write_n(const char *op, const char *count, int use_send)
 {
 	size_t n = strtoul(count, NULL, 10);
@@ -206,7 +165,7 @@ static void write_n(const char *op, const char *count, int use_send)
 	if (rc < 0)
 		printf("%s: %s\n", op, ename(errno));
 	else
-		printf("%s: %zd fnv=%08x\n", op, rc, fnv(2166136261u, buf, (size_t)rc));
+		printf("%s: %zd fnv=%08x\n", op, rc, fnv(FNV_INIT, buf, (size_t)rc));
 	free(buf);
 }
 
@@ -215,7 +174,7 @@ static void recv_all(void)
 	unsigned char buf[65536];
 	unsigned char head[201];
 	size_t total = 0;
-	uint32_t h = 2166136261u;
+	uint32_t h = FNV_INIT;
 
 	for (;;) {
 		ssize_t n = read(cur, buf, sizeof(buf));
@@ -290,7 +249,7 @@ int main(int argc, char **argv)
 			cur = (k >= 0 && k < nfds) ? fds[k] : -1;
 		} else if (strcmp(op, "bind") == 0 || strcmp(op, "connect") == 0) {
 			need(argc, i, 2, op);
-			len = make_addr(argv[i + 1], argv[i + 2], &ss);
+			len = make_addr(argv[i + 1], (unsigned)atoi(argv[i + 2]), &ss);
 			i += 2;
 			if (op[0] == 'b')
 				rc = bind(cur, (struct sockaddr *)&ss, len);

@@ -25,7 +25,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,123 +34,18 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#define PROGS_SELF_CHECK
+#include "progs.h"
+
 #define HDR 64
 #define MAXCHUNK 16384
 
-static atomic_int failures;
 static atomic_int stop;
 static atomic_ulong tcp_bytes, tcp_conns, udp_msgs, churn_ops;
 static int family;
 static struct sockaddr_storage srv;
 static socklen_t srv_len;
 static int lst = -1, udp = -1;
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static const char *ename(int e)
-{
-	const char *n = strerrorname_np(e);
-	return n != NULL ? n : "E?";
-}
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	pthread_mutex_lock(&out_lock);
-	fputs("FAIL ", stdout);
-	vprintf(fmt, ap);
-	putchar('\n');
-	fflush(stdout);
-	pthread_mutex_unlock(&out_lock);
-	va_end(ap);
-	atomic_fetch_add(&failures, 1);
-}
-
-static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t n)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)ss;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	} else {
-		snprintf(host, sizeof(host), "family=%d", ss->ss_family);
-	}
-	snprintf(buf, n, "%s %u", host, port);
-}
-
-static socklen_t make_addr(const char *host, unsigned port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(host, ':') != NULL) {
-		struct sockaddr_in6 *in6 = (void *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1)
-			return sizeof(*in6);
-	} else {
-		struct sockaddr_in *in = (void *)ss;
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, host, &in->sin_addr) == 1)
-			return sizeof(*in);
-	}
-	fprintf(stderr, "bad address %s\n", host);
-	exit(2);
-}
-
-static uint32_t fnv(uint32_t h, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *buf, size_t n)
-{
-	char *p = buf;
-	while (n > 0) {
-		ssize_t k = read(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k == 0 ? 0 : -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 1;
-}
 
 /* ------------------------------------------------------------------ server */
 
@@ -163,7 +57,7 @@ static void serve(int a, const struct sockaddr_storage *from)
 	socklen_t len = sizeof(peer);
 	if (buf == NULL)
 		return;
-	if (read_all(a, hdr, HDR) != 1) {
+	if (read_full(a, hdr, HDR) != 1) {
 		if (!atomic_load(&stop))
 			fail("server: no header: %s", ename(errno));
 		free(buf);
@@ -187,15 +81,7 @@ static void serve(int a, const struct sockaddr_storage *from)
 		free(buf);
 		return;
 	}
-	for (;;) {
-		ssize_t n = read(a, buf, MAXCHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (write_all(a, buf, (size_t)n) != 0)
-			break;
-	}
+	echo_stream(a, buf, MAXCHUNK);
 	free(buf);
 }
 
@@ -282,14 +168,6 @@ struct client_arg {
 	size_t bytes;
 };
 
-static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	char x[HDR], y[HDR];
-	addr_text(a, x, sizeof(x));
-	addr_text(b, y, sizeof(y));
-	return strcmp(x, y) == 0;
-}
-
 static void udp_exchange(int id, int c, uint64_t *rs)
 {
 	int u = socket(family, SOCK_DGRAM, 0);
@@ -300,10 +178,10 @@ static void udp_exchange(int id, int c, uint64_t *rs)
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	unsigned char msg[1400], back[2048];
-	size_t n = 16 + next_rand(rs) % (sizeof(msg) - 16);
+	size_t n = 16 + xorshift(rs) % (sizeof(msg) - 16);
 	snprintf((char *)msg, 16, "%04d-%06d", id, c);
 	for (size_t i = 15; i < n; i++)
-		msg[i] = (unsigned char)next_rand(rs);
+		msg[i] = (unsigned char)xorshift(rs);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if (sendto(u, msg, n, 0, (struct sockaddr *)&srv, srv_len) != (ssize_t)n) {
 			fail("client %d: udp sendto: %s", id, ename(errno));
@@ -359,20 +237,20 @@ static void *client(void *argp)
 		len = sizeof(peer);
 		if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0 || !same_addr(&peer, &srv))
 			fail("client %d: getpeername does not give the server", arg->id);
-		if (write_all(fd, hdr, HDR) != 0 || read_all(fd, back, HDR) != 1 ||
+		if (write_all(fd, hdr, HDR) != 0 || read_full(fd, back, HDR) != 1 ||
 		    memcmp(hdr, back, HDR) != 0) {
 			fail("client %d: header exchange failed (server saw another address?)", arg->id);
 			close(fd);
 			continue;
 		}
-		uint32_t h_out = 2166136261u, h_in = 2166136261u;
+		uint32_t h_out = FNV_INIT, h_in = FNV_INIT;
 		size_t sent = 0;
 		while (sent < arg->bytes) {
-			size_t n = 1 + next_rand(&rs) % MAXCHUNK;
+			size_t n = 1 + xorshift(&rs) % MAXCHUNK;
 			if (n > arg->bytes - sent)
 				n = arg->bytes - sent;
 			for (size_t i = 0; i < n; i++)
-				out[i] = (unsigned char)next_rand(&rs);
+				out[i] = (unsigned char)xorshift(&rs);
 			if (c % 4 == 2 && sent == 0) {
 				/* continue on a copy, the original closed */
 				int d = dup(fd);
@@ -380,7 +258,7 @@ static void *client(void *argp)
 				fd = d;
 			}
 			h_out = fnv(h_out, out, n);
-			if (write_all(fd, out, n) != 0 || read_all(fd, in, n) != 1) {
+			if (write_all(fd, out, n) != 0 || read_full(fd, in, n) != 1) {
 				fail("client %d: echo broke after %zu bytes: %s", arg->id, sent, ename(errno));
 				break;
 			}
@@ -430,7 +308,7 @@ static void *churn(void *arg)
 	long iters = (long)(intptr_t)arg;
 	uint64_t rs = 0xC0FFEEull + (uint64_t)iters;
 	for (long i = 0; i < iters; i++) {
-		int type = (next_rand(&rs) & 1) ? SOCK_STREAM : SOCK_DGRAM;
+		int type = (xorshift(&rs) & 1) ? SOCK_STREAM : SOCK_DGRAM;
 		int s = socket(family, type, 0);
 		if (s < 0) {
 			fail("churn: socket: %s", ename(errno));
@@ -438,7 +316,7 @@ static void *churn(void *arg)
 		}
 		struct sockaddr_storage ss, name, again;
 		socklen_t len = make_addr(churn_host, 0, &ss);
-		if ((next_rand(&rs) & 1) && bind(s, (struct sockaddr *)&ss, len) != 0)
+		if ((xorshift(&rs) & 1) && bind(s, (struct sockaddr *)&ss, len) != 0)
 			fail("churn: bind: %s", ename(errno));
 		int on = 1;
 		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));

@@ -21,48 +21,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static socklen_t make_addr(const char *host, const char *port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(host, ':') != NULL) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)atoi(port));
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
-			exit(2);
-		return sizeof(*in6);
-	}
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	in->sin_family = AF_INET;
-	in->sin_port = htons((uint16_t)atoi(port));
-	if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
-		exit(2);
-	return sizeof(*in);
-}
-
-static void fmt_addr(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	}
-	snprintf(out, n, "%s %u", host, port);
-}
+#include "progs.h"
 
 static int server(const char *host, const char *port)
 {
 	struct sockaddr_storage ss, from;
-	socklen_t len = make_addr(host, port, &ss);
+	socklen_t len = make_addr(host, (unsigned)atoi(port), &ss);
 	int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0) {
-		printf("bind: %s\n", strerrorname_np(errno));
+		printf("bind: %s\n", ename(errno));
 		return 1;
 	}
 	printf("ready\n");
@@ -73,24 +40,24 @@ static int server(const char *host, const char *port)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			printf("recvfrom: %s\n", strerrorname_np(errno));
+			printf("recvfrom: %s\n", ename(errno));
 			return 1;
 		}
 		buf[n] = 0;
-		fmt_addr(&from, who, sizeof(who));
+		addr_text(&from, who, sizeof(who));
 		printf("request from %s: %s\n", who, buf);
 		if (strcmp(buf, "quit") == 0)
 			return 0;
 		int m = snprintf(reply, sizeof(reply), "echo %s", buf);
 		if (sendto(fd, reply, (size_t)m, 0, (struct sockaddr *)&from, flen) < 0)
-			printf("sendto: %s\n", strerrorname_np(errno));
+			printf("sendto: %s\n", ename(errno));
 	}
 }
 
 static int client(const char *dest, const char *port, int ms)
 {
 	struct sockaddr_storage ss, from;
-	socklen_t len = make_addr(dest, port, &ss);
+	socklen_t len = make_addr(dest, (unsigned)atoi(port), &ss);
 	int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
 	int on = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof(on)) < 0) {
@@ -99,7 +66,7 @@ static int client(const char *dest, const char *port, int ms)
 	}
 	ssize_t sent = sendto(fd, "ping", 4, 0, (struct sockaddr *)&ss, len);
 	if (sent < 0) {
-		printf("sendto: %s\n", strerrorname_np(errno));
+		printf("sendto: %s\n", ename(errno));
 		return 1;
 	}
 	printf("sent %zd\n", sent);
@@ -114,11 +81,11 @@ static int client(const char *dest, const char *port, int ms)
 		socklen_t flen = sizeof(from);
 		ssize_t n = recvfrom(fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &flen);
 		if (n < 0) {
-			printf("recvfrom: %s\n", strerrorname_np(errno));
+			printf("recvfrom: %s\n", ename(errno));
 			return 1;
 		}
 		buf[n] = 0;
-		fmt_addr(&from, who, sizeof(who));
+		addr_text(&from, who, sizeof(who));
 		printf("reply from %s: %s\n", who, buf);
 	}
 	printf("done\n");
