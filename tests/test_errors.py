@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -402,7 +403,10 @@ def test_variables_reread_at_run_time(net: Net, tmp_path: Path) -> None:
         "socket-bad-again EINVAL", "socket-other-bad EINVAL", "bind-good-again OK",
         "bind-other-dir OK",
     ], proc.describe()
-    # One line per distinct bad value.
+    # One line per distinct bad value (stderr is read by another thread: give it a moment).
+    deadline = time.monotonic() + 5
+    while len(proc.stderr) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert [LINE.sub(r"\2", ln) for ln in proc.stderr] == [
         f'SOCKET_WRAPPER_MTU="abc": {MTU_RANGE}',
         f'SOCKET_WRAPPER_MTU="1": {MTU_RANGE}',
