@@ -168,7 +168,8 @@ static bool match_inode(uint64_t ino, void *arg)
 	return q->found;
 }
 
-bool swrap_inode_is_live(uint64_t ino)
+/* Is a Unix socket with this inode alive (per /proc/net/unix)? */
+static bool inode_is_live(uint64_t ino)
 {
 	struct inode_query q = {.ino = ino};
 	if (!each_unix_inode(match_inode, &q))
@@ -179,7 +180,7 @@ bool swrap_inode_is_live(uint64_t ino)
 void swrap_fdpass_forget(const struct swrap_sock *s)
 {
 	char path[4200];
-	if (s->cfg == NULL || s->ino == 0 || swrap_inode_is_live(s->ino) ||
+	if (s->cfg == NULL || s->ino == 0 || inode_is_live(s->ino) ||
 	    record_path(path, sizeof(path), s->cfg->dir, s->ino) != 0)
 		return;
 	unlink(path);

@@ -136,11 +136,6 @@ bool swrap_path_is_held(const char *path, bool strict)
 	       a.st_dev == b.st_dev && bound_is_live(twin, strict);
 }
 
-bool swrap_path_is_live(const char *path)
-{
-	return swrap_path_is_held(path, false);
-}
-
 /* Run op (bind or link) on a name that is taken: if its owner is dead, remove
  * the file and try again, holding a lock on the directory so that two
  * processes doing the same cannot remove each other's fresh socket. */

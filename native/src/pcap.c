@@ -674,7 +674,7 @@ static size_t udp_packet(uint8_t *buf, const struct endpoint *src, const struct 
 /* ICMP(v6) port unreachable from dst back to src, quoting the datagram. */
 static size_t icmp_unreachable(uint8_t *buf, const struct endpoint *src,
 			       const struct endpoint *dst, const uint8_t *orig_hdr, size_t hdr_len,
-			       const struct iovec *payload, size_t npayload, size_t payload_len)
+			       const struct iovec *payload, size_t npayload)
 {
 	size_t quote_max = src->v6 ? SWRAP_PCAP_ICMP6_MAX - 40 - 8 : 28 /* IP header + 8 */;
 	uint8_t quote[SWRAP_PCAP_ICMP6_MAX];
@@ -685,7 +685,6 @@ static size_t icmp_unreachable(uint8_t *buf, const struct endpoint *src,
 		memcpy(quote + q, payload[i].iov_base, n);
 		q += n;
 	}
-	(void)payload_len;
 	uint64_t pseudo;
 	size_t iph = ip_header(buf, dst, src, src->v6 ? 58 : 1, 8 + q, 0, SWRAP_PCAP_TTL, false,
 			       &pseudo);
@@ -728,8 +727,7 @@ void swrap_trace_udp_sent(struct swrap_sock *s, const union swrap_sockaddr *dst,
 	size_t count = 1 + npayload;
 	uint8_t icmp[16 + 40 + SWRAP_PCAP_ICMP6_MAX];
 	if (unreachable) {
-		size_t len = icmp_unreachable(icmp + 16, &me, &to, rec + 16, hdr, &out[1], npayload,
-					      n);
+		size_t len = icmp_unreachable(icmp + 16, &me, &to, rec + 16, hdr, &out[1], npayload);
 		record_header(icmp, &tv, len);
 		out[count].iov_base = icmp;
 		out[count].iov_len = 16 + len;

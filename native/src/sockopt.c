@@ -116,17 +116,6 @@ bool swrap_sockopt_on(struct swrap_sock *s, int level, int name)
 	return swrap_sockopt_get(s, level, name, &value) == 0 && value != 0;
 }
 
-static int put_int(int value, void *optval, socklen_t *optlen)
-{
-	if (optval == NULL || optlen == NULL) {
-		errno = EFAULT;
-		return -1;
-	}
-	socklen_t n = *optlen < sizeof(int) ? *optlen : sizeof(int);
-	memcpy(optval, &value, n);
-	*optlen = n;
-	return 0;
-}
 
 /* Does an emulated socket have this protocol level at all? */
 static bool level_exists(const struct swrap_sock *s, int level)
@@ -146,6 +135,11 @@ static int put_bytes(const void *data, socklen_t len, void *optval, socklen_t *o
 	memcpy(optval, data, n);
 	*optlen = n;
 	return 0;
+}
+
+static int put_int(int value, void *optval, socklen_t *optlen)
+{
+	return put_bytes(&value, sizeof(value), optval, optlen);
 }
 
 /* A plausible TCP_INFO: the state the emulated connection is in, and segment
@@ -191,14 +185,12 @@ SWRAP_EXPORT int getsockopt(int fd, int level, int name, void *optval, socklen_t
 				s->pending_error = 0;
 				return put_int(err, optval, optlen);
 			}
-			break;
+			return SWRAP_LIBC(getsockopt)(fd, level, name, optval, optlen);
 		case SO_REUSEPORT:
-			break;
+			break; /* emulated, below */
 		default:
 			return SWRAP_LIBC(getsockopt)(fd, level, name, optval, optlen);
 		}
-		if (name == SO_ERROR)
-			return SWRAP_LIBC(getsockopt)(fd, level, name, optval, optlen);
 	}
 	if (level == IPPROTO_TCP && s->type == SOCK_STREAM && name == TCP_INFO)
 		return tcp_info(s, optval, optlen);

@@ -258,8 +258,6 @@ static inline bool swrap_sock_shared(const struct swrap_sock *s)
 	return (atomic_load(&s->flags) & SWRAP_SOCK_PASSED) ||
 	       s->fork_gen != atomic_load_explicit(&swrap_fork_gen, memory_order_relaxed);
 }
-/* Number of live sockets (for SOCKET_WRAPPER_MAX_SOCKETS). */
-unsigned swrap_sock_count(void);
 
 /* ---- names.c: binding Unix sockets to names in the directory. */
 /* Bind fd to iface:port (port 0: an ephemeral one) for socket s, under the
@@ -278,10 +276,9 @@ void swrap_unlink_files(const struct swrap_sock *s);
 /* Path of the file of iface:port for a socket of s's type in name family fam. */
 int swrap_sock_path(char *out, const struct swrap_sock *s, const struct swrap_config *cfg,
 		    int fam, unsigned iface, unsigned port);
-/* True when some live socket is bound to path (per /proc/net/unix). */
-bool swrap_path_is_live(const char *path);
-/* With strict: only a listener, an unconnected bound socket or a datagram
- * socket counts, not accepted connections that show their listener's path. */
+/* Is some live socket bound to path (per /proc/net/unix)?  With strict, only
+ * a listener, an unconnected bound socket or a datagram socket counts, not
+ * accepted connections that show their listener's path. */
 bool swrap_path_is_held(const char *path, bool strict);
 
 /* ---- socket.c */
@@ -366,8 +363,6 @@ static inline struct swrap_sock *swrap_table_get_or_adopt(int fd)
 /* s was passed and its last fd here is closed: remove its record if the
  * socket is gone everywhere. */
 void swrap_fdpass_forget(const struct swrap_sock *s);
-/* Is a Unix socket with this inode alive (per /proc/net/unix)? */
-bool swrap_inode_is_live(uint64_t ino);
 
 /* ---- timewait.c: client ports rest a moment after their connection closed. */
 void swrap_timewait_mark(const struct swrap_config *cfg, char type, unsigned iface,

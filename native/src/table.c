@@ -192,13 +192,6 @@ void swrap_table_drop(int fd)
 		swrap_sock_finished(&last);
 }
 
-unsigned swrap_sock_count(void)
-{
-	swrap_table_lock();
-	unsigned n = live_sockets;
-	swrap_table_unlock();
-	return n;
-}
 
 struct swrap_sock *swrap_sock_checked(int fd, bool adopt)
 {
