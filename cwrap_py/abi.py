@@ -9,21 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from cffi import FFI
-
+from cwrap_py.cheader import CHeader
 from cwrap_py.native import abi_header_path, noop_library_path
 
-ffi: Final = FFI()
-ffi.cdef(abi_header_path().read_text(encoding="utf-8"))
-lib: Final[Any] = ffi.dlopen(str(noop_library_path()), ffi.RTLD_NOW | ffi.RTLD_LOCAL)
-
-
-def constant(name: str) -> int:
-    """The value of the integer #define ``name`` of swrap_abi.h."""
-    value = getattr(lib, name)
-    if not isinstance(value, int):
-        raise TypeError(f"{name} in swrap_abi.h is not an integer constant")
-    return value
+_HEADER: Final = CHeader(abi_header_path(), noop_library_path())
+ffi: Final = _HEADER.ffi
+lib: Final[Any] = _HEADER.lib
+constant: Final = _HEADER.constant
 
 
 SWRAP_IFACE_MIN: Final[int] = constant("SWRAP_IFACE_MIN")

@@ -25,22 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from cffi import FFI
-
+from cwrap_py.cheader import CHeader
 from cwrap_py.native import fdpass_header_path
 
-ffi: Final = FFI()
-ffi.cdef(fdpass_header_path().read_text(encoding="utf-8"))
-# Only #defines and structs are declared: no symbol is looked up, any library will do.
-lib: Final[Any] = ffi.dlopen(None)
-
-
-def constant(name: str) -> int:
-    """The value of the integer #define ``name`` of swrap_fdpass.h."""
-    value = getattr(lib, name)
-    if not isinstance(value, int):
-        raise TypeError(f"{name} in swrap_fdpass.h is not an integer constant")
-    return value
+_HEADER: Final = CHeader(fdpass_header_path())
+ffi: Final = _HEADER.ffi
+lib: Final[Any] = _HEADER.lib
+constant: Final = _HEADER.constant
 
 
 MAGIC: Final[int] = constant("SWRAP_FDPASS_MAGIC")
